@@ -1,0 +1,291 @@
+"""The Python API every interface calls: ``Index.open``, ``add``, ``search``, ``delete``, ``stats``."""
+
+from __future__ import annotations
+
+import datetime as _dt
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from .config import Settings, settings_from_env
+from .encoders.base import ImageTextEncoder, TextEncoder
+from .errors import IndexNotFoundError
+from .indexing import Indexer, IndexingOptions, IndexReport, ProgressFn, sources_items
+from .store import ARTICLES, IMAGES, PASSAGES, Store, open_store, table_schemas
+from .store.manifest import check_format, check_model, new_manifest
+from .types import ImageInput, Query, SearchResult
+
+NONE = "none"
+
+
+class Index:
+    """A searchable index of articles, passages and images in one store.
+
+    >>> index = Index.open("./idx", text_model="BAAI/bge-small-en-v1.5")   # doctest: +SKIP
+    >>> index.add("./wiki")                                                # doctest: +SKIP
+    >>> index.search(text="Who is Bruce Wayne?", k=5).articles[0].article.title  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        manifest: dict[str, Any],
+        settings: Settings,
+        text_encoder: TextEncoder | None = None,
+        image_encoder: ImageTextEncoder | None = None,
+    ) -> None:
+        self.store = store
+        self.manifest = manifest
+        self.settings = settings
+        self._text_encoder: Any = text_encoder
+        self._image_encoder: Any = image_encoder
+        self._searcher: Any = None
+
+    # -- opening ----------------------------------------------------------------------------
+    @classmethod
+    def open(
+        cls,
+        location: str | Path,
+        *,
+        text_model: str | None = None,
+        image_model: str | None = None,
+        create: bool = True,
+        settings: Settings | None = None,
+        text_encoder: TextEncoder | None = None,
+        image_encoder: ImageTextEncoder | None = None,
+    ) -> Index:
+        """Open the index at ``location`` (a path or store URI), creating it when absent.
+
+        ``text_model`` / ``image_model``: a Hugging Face name or local folder; ``None`` means the
+        one the index was built with (or the default for a new index); ``image_model="none"``
+        builds a text-only index. Other models than the index's raise IndexMismatchError.
+        ``text_encoder`` / ``image_encoder``: ready encoder objects (any implementation of the
+        protocols in ``mmretrieve.encoders.base``) used instead of loading models by name.
+        """
+        from .encoders.resolve import resolve_model
+
+        settings = settings or settings_from_env()
+        store = open_store(location)
+        where = str(location)
+        manifest = store.read_manifest()
+        if manifest is None:
+            if not create:
+                store.close()
+                raise IndexNotFoundError(f"no index at {where}; build one with `mmretrieve index`")
+            text_name = text_model or settings.text_model
+            image_name = settings.image_model if image_model is None else image_model
+            if image_name in (None, "", NONE):
+                image_name = None
+            if text_encoder is not None:
+                text_name = str(text_encoder.info["name"])
+            if image_encoder is not None:
+                image_name = str(image_encoder.info["name"])
+            settings = settings.with_(text_model=text_name, image_model=image_name)
+            index = cls(store, {}, settings, text_encoder, image_encoder)
+            index._create_manifest()
+            return index
+        check_format(manifest, where)
+        models = manifest["models"]
+        for role, given in (("text", text_model), ("image", image_model)):
+            if given is None:
+                continue
+            if given == NONE:
+                check_model(manifest, role, None, None, where)
+                continue
+            resolved = resolve_model(given, role)
+            check_model(manifest, role, given, resolved.revision, where)
+        for role, encoder in (("text", text_encoder), ("image", image_encoder)):
+            if encoder is not None:
+                info = encoder.info
+                check_model(manifest, role, str(info["name"]), info.get("revision"), where)
+        image_entry = models.get("image")
+        settings = settings.with_(
+            text_model=text_model or models["text"]["name"],
+            image_model=(image_model if image_model not in (None, NONE) else None)
+            or (image_entry["name"] if image_entry else None),
+            chunk_tokens=manifest["chunking"]["max_tokens"],
+            chunk_overlap=manifest["chunking"]["overlap"],
+        )
+        if image_entry is None:
+            settings = settings.with_(image_model=None)
+        store.ensure_tables(
+            table_schemas(models["text"]["dim"], image_entry["dim"] if image_entry else None)
+        )
+        return cls(store, manifest, settings, text_encoder, image_encoder)
+
+    def _create_manifest(self) -> None:
+        text = self.text_encoder
+        image = self.image_encoder
+        chunking = {
+            "max_tokens": self.settings.chunk_tokens,
+            "overlap": self.settings.chunk_overlap,
+            "tokenizer": text.info.get("name"),
+        }
+        self.manifest = new_manifest(
+            text.info, image.info if image is not None else None, chunking, "torch", self.store.uri
+        )
+        self.store.ensure_tables(table_schemas(text.dim, image.dim if image is not None else None))
+        self.store.write_manifest(self.manifest)
+
+    # -- models (loaded on first use) -------------------------------------------------------
+    @property
+    def text_encoder(self) -> Any:
+        if self._text_encoder is None:
+            from .encoders import load_text_encoder
+
+            self._text_encoder = load_text_encoder(
+                self.settings.text_model,
+                device=self.settings.device,
+                query_instruction=self.settings.query_instruction,
+            )
+        return self._text_encoder
+
+    @property
+    def image_encoder(self) -> Any:
+        if self._image_encoder is None and self.settings.image_model:
+            from .encoders import load_image_encoder
+
+            self._image_encoder = load_image_encoder(
+                self.settings.image_model, device=self.settings.device
+            )
+        return self._image_encoder
+
+    def loaded_models(self) -> list[dict[str, Any]]:
+        return [e.info for e in (self._text_encoder, self._image_encoder) if e is not None]
+
+    # -- writing ----------------------------------------------------------------------------
+    def add(
+        self,
+        sources: str | Path | Sequence[str | Path],
+        *,
+        prune: bool = False,
+        progress: bool | ProgressFn = False,
+    ) -> IndexReport:
+        """Index one or more sources (folders or JSONL files). Unchanged items are skipped,
+        changed ones replaced; with ``prune`` items no longer in the sources are removed."""
+        paths = [sources] if isinstance(sources, (str, Path)) else list(sources)
+        s = self.settings
+        options = IndexingOptions(
+            chunk_tokens=s.chunk_tokens,
+            chunk_overlap=s.chunk_overlap,
+            text_batch_size=s.text_batch_size,
+            image_batch_size=s.image_batch_size,
+            write_batch_passages=s.write_batch_size,
+            max_image_pixels=s.max_image_pixels,
+            max_image_bytes=s.max_image_bytes,
+            prune=prune,
+        )
+        with _progress(progress) as report_progress:
+            indexer = Indexer(
+                self.store, self.text_encoder, self.image_encoder, options, report_progress
+            )
+            report = indexer.run(sources_items(paths))
+        self.manifest["updated_at"] = _dt.datetime.now(_dt.timezone.utc).isoformat(
+            timespec="seconds"
+        )
+        self.store.write_manifest(self.manifest)
+        return report
+
+    def delete(
+        self, article_ids: Sequence[str] = (), image_ids: Sequence[str] = ()
+    ) -> None:
+        """Remove articles (with their passages) and images by id."""
+        if article_ids:
+            self.store.delete(PASSAGES, filter={"article_id": list(article_ids)})
+            self.store.delete(ARTICLES, ids=list(article_ids))
+        if image_ids and self.manifest["models"].get("image"):
+            self.store.delete(IMAGES, ids=list(image_ids))
+
+    # -- reading ----------------------------------------------------------------------------
+    @property
+    def searcher(self) -> Any:
+        if self._searcher is None:
+            from .retrieval.searcher import Searcher
+
+            self._searcher = Searcher(
+                self.store,
+                self.text_encoder,
+                self.image_encoder,
+                max_image_pixels=self.settings.max_image_pixels,
+                max_image_bytes=self.settings.max_image_bytes,
+            )
+        return self._searcher
+
+    def search(
+        self,
+        text: str | None = None,
+        image: ImageInput | None = None,
+        *,
+        k: int = 10,
+        weights: Mapping[str, float] | None = None,
+        method: str | None = None,
+        article_ids: Sequence[str] | None = None,
+    ) -> SearchResult:
+        """Search by text, image (path, bytes or PIL image) or both; top ``k`` articles."""
+        from .retrieval.searcher import DEFAULT_METHOD, SearchOptions
+
+        query = Query(text=text, image=image, weights=weights)
+        options = SearchOptions(
+            k=k, method=method or DEFAULT_METHOD,
+            article_ids=list(article_ids) if article_ids is not None else None,
+        )
+        return self.searcher.search(query, options)
+
+    def stats(self) -> dict[str, Any]:
+        counts = {
+            "articles": self.store.count(ARTICLES),
+            "passages": self.store.count(PASSAGES),
+            "images": self.store.count(IMAGES) if self.manifest["models"].get("image") else 0,
+        }
+        return {
+            "counts": counts,
+            "models": self.manifest["models"],
+            "chunking": self.manifest["chunking"],
+            "runtime": self.manifest.get("runtime"),
+            "store": self.store.uri,
+            "format_version": self.manifest["format_version"],
+            "created_at": self.manifest.get("created_at"),
+            "updated_at": self.manifest.get("updated_at"),
+        }
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> Index:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class _progress:
+    """A context giving a progress callback: tqdm on stderr for ``True``, the caller's function,
+    or nothing."""
+
+    def __init__(self, progress: bool | ProgressFn) -> None:
+        self.progress = progress
+        self.bar: Any = None
+
+    def __enter__(self) -> ProgressFn | None:
+        if callable(self.progress):
+            return self.progress
+        if not self.progress:
+            return None
+        from tqdm import tqdm
+
+        self.bar = tqdm(desc="indexing", unit=" items", dynamic_ncols=True, leave=True)
+        counts: dict[str, int] = {}
+
+        def update(what: str, n: int) -> None:
+            counts[what] = counts.get(what, 0) + n
+            self.bar.update(n)
+            self.bar.set_postfix(counts, refresh=False)
+
+        return update
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+__all__: list[str] = ["Index"]

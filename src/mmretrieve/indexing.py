@@ -1,0 +1,292 @@
+"""sources -> documents -> encoders -> store: batched, idempotent and resumable (DESIGN §2, §3).
+
+Each article is written passages first and its article row last, so the article row marks the
+article as complete: a killed run leaves at most an incomplete article without one, and the next
+run (which deletes an article's old passages before writing new ones) replaces it.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .documents.chunking import chunk_article
+from .documents.hashing import content_hash, file_sha256
+from .documents.images import load_image, probe_image
+from .encoders.base import ImageTextEncoder, TextEncoder
+from .errors import BadInputError
+from .store.base import ARTICLES, IMAGES, PASSAGES, Row, Store
+from .types import Article, Image, Passage, Skipped
+
+ProgressFn = Callable[[str, int], None]  # (what, how many more) e.g. ("articles", 1)
+
+_FIRST_SENTENCE = re.compile(r"(?<=[.!?])\s")
+
+
+@dataclass
+class IndexReport:
+    """What one ``add`` run did. ``*_encoded`` count items sent through a model this run."""
+
+    articles_added: int = 0
+    articles_updated: int = 0
+    articles_unchanged: int = 0
+    passages_encoded: int = 0
+    images_added: int = 0
+    images_updated: int = 0
+    images_unchanged: int = 0
+    images_encoded: int = 0
+    articles_pruned: int = 0
+    images_pruned: int = 0
+    skipped: list[Skipped] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        out = {k: v for k, v in self.__dict__.items() if k != "skipped"}
+        out["skipped"] = [{"path": s.path, "reason": s.reason, "kind": s.kind} for s in self.skipped]
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class IndexingOptions:
+    chunk_tokens: int = 256
+    chunk_overlap: int = 32
+    text_batch_size: int = 32
+    image_batch_size: int = 16
+    write_batch_passages: int = 512
+    max_image_pixels: int = 64_000_000
+    max_image_bytes: int = 50_000_000
+    prune: bool = False
+
+
+def article_hash(article: Article, options: IndexingOptions) -> str:
+    settings = f"{options.chunk_tokens}/{options.chunk_overlap}"
+    return content_hash(article.title, article.text, article.url, article.license, settings)
+
+
+def image_hash(sha256: str, image: Image) -> str:
+    return content_hash(sha256, image.article_id, image.caption, image.alt_text, image.license)
+
+
+def _title_text(article: Article) -> str:
+    """What CLIP sees of an article: its title and first sentence (CLIP truncates the rest)."""
+    lead = article.text.strip().split("\n", 1)[0]
+    first = _FIRST_SENTENCE.split(lead, 1)[0] if lead else ""
+    return f"{article.title}. {first}".strip()
+
+
+class Indexer:
+    """Writes one source into a store with the given encoders."""
+
+    def __init__(
+        self,
+        store: Store,
+        text_encoder: TextEncoder,
+        image_encoder: ImageTextEncoder | None,
+        options: IndexingOptions,
+        progress: ProgressFn | None = None,
+    ) -> None:
+        self.store = store
+        self.text = text_encoder
+        self.clip = image_encoder
+        self.options = options
+        self.progress = progress or (lambda what, n: None)
+        self.report = IndexReport()
+        self._article_hashes = self._hashes(ARTICLES)
+        self._image_hashes = self._hashes(IMAGES) if image_encoder is not None else {}
+        self._pending: list[tuple[Article, str, list[Passage]]] = []
+        self._pending_passages = 0
+        self._pending_images: list[tuple[Image, str, Any]] = []
+        self._seen_articles: set[str] = set()
+        self._seen_images: set[str] = set()
+
+    def _hashes(self, table: str) -> dict[str, str]:
+        return {r["id"]: r["content_hash"] for r in self.store.scan(table, ["id", "content_hash"])}
+
+    # -- driving ----------------------------------------------------------------------------
+    def run(self, items: Iterable[Article | Image | Skipped]) -> IndexReport:
+        start = time.perf_counter()
+        for item in items:
+            if isinstance(item, Article):
+                self._article(item)
+            elif isinstance(item, Image):
+                self._image(item)
+            else:
+                self._skip(item)
+        self._flush_articles()
+        self._flush_images()
+        if self.options.prune:
+            self._prune()
+        self.store.optimize()
+        self.report.seconds = time.perf_counter() - start
+        return self.report
+
+    def _skip(self, item: Skipped) -> None:
+        self.report.skipped.append(item)
+        self.progress("skipped", 1)
+
+    # -- articles ---------------------------------------------------------------------------
+    def _article(self, article: Article) -> None:
+        if article.id in self._seen_articles:
+            self._skip(Skipped(article.source or article.id, f"duplicate article id {article.id!r}", "article"))
+            return
+        self._seen_articles.add(article.id)
+        digest = article_hash(article, self.options)
+        previous = self._article_hashes.get(article.id)
+        if previous == digest:
+            self.report.articles_unchanged += 1
+            self.progress("articles", 1)
+            return
+        passages = chunk_article(
+            article, self.text.count_tokens, self.options.chunk_tokens, self.options.chunk_overlap
+        )
+        if not passages:
+            self._skip(Skipped(article.source or article.id, "empty article (no text to index)", "article"))
+            return
+        if previous is None:
+            self.report.articles_added += 1
+        else:
+            self.report.articles_updated += 1
+        self._pending.append((article, digest, passages))
+        self._pending_passages += len(passages)
+        if self._pending_passages >= self.options.write_batch_passages:
+            self._flush_articles()
+
+    def _flush_articles(self) -> None:
+        if not self._pending:
+            return
+        batch, self._pending, self._pending_passages = self._pending, [], 0
+        passages = [p for _, _, ps in batch for p in ps]
+        texts = [p.text for p in passages]
+        bge = self.text.encode_documents(texts)
+        clip_text = self.clip.encode_texts(texts) if self.clip is not None else None
+        clip_title = (
+            self.clip.encode_texts([_title_text(a) for a, _, _ in batch]) if self.clip is not None else None
+        )
+        self.report.passages_encoded += len(passages)
+        digests = {a.id: d for a, d, _ in batch}
+        rows: list[Row] = []
+        for i, p in enumerate(passages):
+            row: Row = {
+                "id": p.id, "article_id": p.article_id, "text": p.text, "position": p.position,
+                "section": p.section, "content_hash": digests[p.article_id], "bge": bge[i],
+            }
+            if clip_text is not None:
+                row["clip_text"] = clip_text[i]
+            rows.append(row)
+        article_ids = [a.id for a, _, _ in batch]
+        # Old passages go first (an edited article may now have fewer), the article row last.
+        self.store.delete(PASSAGES, filter={"article_id": article_ids})
+        self.store.upsert(PASSAGES, rows)
+        article_rows: list[Row] = []
+        for j, (article, digest, ps) in enumerate(batch):
+            arow: Row = {
+                "id": article.id, "title": article.title, "url": article.url,
+                "license": article.license, "source": article.source,
+                "content_hash": digest, "n_passages": len(ps),
+            }
+            if clip_title is not None:
+                arow["clip_title"] = clip_title[j]
+            article_rows.append(arow)
+        self.store.upsert(ARTICLES, article_rows)
+        for article_id in article_ids:
+            self._article_hashes[article_id] = digests[article_id]
+        self.progress("articles", len(batch))
+
+    # -- images -----------------------------------------------------------------------------
+    def _image(self, image: Image) -> None:
+        if self.clip is None:
+            return  # a text-only index has no image table; nothing to report per image
+        if image.id in self._seen_images:
+            self._skip(Skipped(image.uri, f"duplicate image id {image.id!r}", "image"))
+            return
+        self._seen_images.add(image.id)
+        try:
+            sha = file_sha256(image.uri)
+        except OSError as exc:
+            self._skip(Skipped(image.uri, f"cannot read image: {exc.strerror or exc}", "image"))
+            return
+        digest = image_hash(sha, image)
+        previous = self._image_hashes.get(image.id)
+        if previous == digest:
+            self.report.images_unchanged += 1
+            self.progress("images", 1)
+            return
+        try:
+            width, height, _ = probe_image(image.uri)
+            picture = load_image(
+                image.uri,
+                max_pixels=self.options.max_image_pixels,
+                max_bytes=self.options.max_image_bytes,
+            )
+        except BadInputError as exc:
+            self._skip(Skipped(image.uri, str(exc), "image"))
+            return
+        if previous is None:
+            self.report.images_added += 1
+        else:
+            self.report.images_updated += 1
+        meta = Image(
+            id=image.id, article_id=image.article_id, uri=image.uri, caption=image.caption,
+            alt_text=image.alt_text, width=width, height=height, sha256=sha, license=image.license,
+        )
+        self._pending_images.append((meta, digest, picture))
+        if len(self._pending_images) >= self.options.image_batch_size:
+            self._flush_images()
+
+    def _flush_images(self) -> None:
+        if not self._pending_images or self.clip is None:
+            return
+        batch, self._pending_images = self._pending_images, []
+        vectors = self.clip.encode_images([pic for _, _, pic in batch])
+        captions = [_caption_text(meta) for meta, _, _ in batch]
+        with_caption = [i for i, c in enumerate(captions) if c]
+        caption_vectors = np.zeros((len(batch), self.text.dim), dtype=np.float32)
+        if with_caption:
+            encoded = self.text.encode_documents([captions[i] for i in with_caption])
+            caption_vectors[with_caption] = encoded
+        rows: list[Row] = []
+        for i, (meta, digest, _) in enumerate(batch):
+            rows.append({
+                "id": meta.id, "article_id": meta.article_id, "uri": meta.uri,
+                "caption": meta.caption, "alt_text": meta.alt_text,
+                "search_text": captions[i], "width": meta.width, "height": meta.height,
+                "sha256": meta.sha256, "license": meta.license, "has_caption": bool(captions[i]),
+                "content_hash": digest, "clip_image": vectors[i], "caption_bge": caption_vectors[i],
+            })
+        self.store.upsert(IMAGES, rows)
+        self.report.images_encoded += len(batch)
+        for meta, digest, _ in batch:
+            self._image_hashes[meta.id] = digest
+        self.progress("images", len(batch))
+
+    # -- pruning ----------------------------------------------------------------------------
+    def _prune(self) -> None:
+        gone = sorted(set(self._article_hashes) - self._seen_articles)
+        if gone:
+            self.store.delete(PASSAGES, filter={"article_id": gone})
+            self.store.delete(ARTICLES, ids=gone)
+            self.report.articles_pruned = len(gone)
+        if self.clip is not None:
+            gone_images = sorted(set(self._image_hashes) - self._seen_images)
+            if gone_images:
+                self.store.delete(IMAGES, ids=gone_images)
+                self.report.images_pruned = len(gone_images)
+
+
+def _caption_text(image: Image) -> str:
+    parts = [p.strip() for p in (image.caption, image.alt_text) if p and p.strip()]
+    unique = list(dict.fromkeys(parts))
+    return " — ".join(unique)
+
+
+def sources_items(paths: Sequence[str | Path]) -> Iterable[Article | Image | Skipped]:
+    from .sources import open_source
+
+    for path in paths:
+        yield from open_source(path).items()

@@ -1,0 +1,275 @@
+"""The ``mmretrieve`` command. Thin: every command calls the Python API (DESIGN §8).
+
+Exit codes: 0 ok, 1 runtime error, 2 usage error; ``index`` exits 3 when it finished but skipped
+some items (each is listed with its reason).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from ..config import ENV_IMAGE_MODEL, ENV_INDEX, ENV_TEXT_MODEL, settings_from_env
+from ..errors import MMRetrieveError
+
+F = TypeVar("F", bound=Callable[..., Any])
+EXIT_SKIPPED = 3
+DEFAULT_INDEX = "mmretrieve-index"
+
+
+def _fail(message: str, code: int) -> None:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+def friendly(func: F) -> F:
+    """Turn mmretrieve errors into a one-line message and an exit code (traceback with --debug)."""
+
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except MMRetrieveError as exc:
+            if click.get_current_context().find_root().params.get("debug"):
+                raise
+            _fail(str(exc), exc.exit_code)
+        except KeyboardInterrupt:
+            _fail("interrupted", 130)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _warn_random(index: Any) -> None:
+    for info in index.loaded_models():
+        if info.get("random"):
+            click.echo(
+                f"warning: model {info.get('name')} has RANDOM weights (made for testing); "
+                "its results mean nothing.",
+                err=True,
+            )
+
+
+def _emit_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+
+
+index_option = click.option(
+    "--index", "index_path", envvar=ENV_INDEX, default=DEFAULT_INDEX, show_default=True,
+    help=f"Index directory or store URI (env {ENV_INDEX}).",
+)
+text_model_option = click.option(
+    "--text-model", envvar=ENV_TEXT_MODEL, default=None,
+    help=f"Text model: Hugging Face name or local folder (env {ENV_TEXT_MODEL}). "
+    "Default: the index's own, or BAAI/bge-small-en-v1.5 for a new index.",
+)
+image_model_option = click.option(
+    "--image-model", envvar=ENV_IMAGE_MODEL, default=None,
+    help=f"CLIP model: name or local folder, or 'none' for text only (env {ENV_IMAGE_MODEL}). "
+    "Default: the index's own, or openai/clip-vit-base-patch32 for a new index.",
+)
+device_option = click.option("--device", default=None, help="torch device, e.g. cpu or cuda.")
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for machines.")
+
+
+def _open(index_path: str, text_model: str | None, image_model: str | None,
+          device: str | None = None, create: bool = False, **settings: Any) -> Any:
+    from ..api import Index
+
+    base = settings_from_env(device=device, **settings)
+    return Index.open(index_path, text_model=text_model, image_model=image_model,
+                      create=create, settings=base)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--debug", is_flag=True, help="Show full tracebacks on errors.")
+@click.version_option(package_name="mmretrieve")
+def main(debug: bool) -> None:
+    """Search Wikipedia-style articles and their images by text, image, or both.
+
+    \b
+    Example:
+      mmretrieve index ./wiki --index ./idx
+      mmretrieve search "Bat man" --image batman.jpg --index ./idx
+    """
+
+
+@main.command("index")
+@click.argument("sources", nargs=-1, required=True, type=click.Path(path_type=Path))
+@index_option
+@text_model_option
+@image_model_option
+@device_option
+@click.option("--prune", is_flag=True, help="Remove indexed items whose source is gone.")
+@click.option("--chunk-tokens", type=click.IntRange(16, 8192), default=None,
+              help="Passage size in text-model tokens for a new index (default 256).")
+@click.option("--chunk-overlap", type=click.IntRange(0, 4096), default=None,
+              help="Tokens shared by consecutive passages for a new index (default 32).")
+@click.option("--report", "report_path", type=click.Path(path_type=Path), default=None,
+              help="Write every skipped item (path and reason) to this file as JSON lines.")
+@click.option("--progress/--no-progress", default=True, show_default=True,
+              help="Show a progress bar on stderr.")
+@json_option
+@friendly
+def index_cmd(sources: tuple[Path, ...], index_path: str, text_model: str | None,
+              image_model: str | None, device: str | None, prune: bool,
+              chunk_tokens: int | None, chunk_overlap: int | None, report_path: Path | None,
+              progress: bool, as_json: bool) -> None:
+    """Index articles and images from folders or JSONL files.
+
+    SOURCES are a folder of <Title>.txt files and images, a folder with one subfolder per
+    article (article.txt, meta.json, images, images.jsonl), or a JSONL corpus (corpus.jsonl and
+    images.jsonl). Unchanged items are skipped on a re-run. Exit code 3: finished, but some items
+    were skipped (listed with reasons).
+
+    \b
+    Example:
+      mmretrieve index ./wiki --index ./idx --text-model BAAI/bge-small-en-v1.5
+    """
+    index = _open(index_path, text_model, image_model, device, create=True,
+                  chunk_tokens=chunk_tokens, chunk_overlap=chunk_overlap)
+    with index:
+        _warn_random(index)
+        report = index.add(list(sources), prune=prune, progress=progress)
+        if report_path is not None:
+            with report_path.open("w", encoding="utf-8") as fh:
+                for item in report.skipped:
+                    fh.write(json.dumps({"path": item.path, "reason": item.reason,
+                                         "kind": item.kind}, ensure_ascii=False) + "\n")
+        if as_json:
+            _emit_json({"report": report.as_dict(), "stats": index.stats()})
+        else:
+            _print_report(report, index.stats())
+    if report.skipped:
+        sys.exit(EXIT_SKIPPED)
+
+
+def _print_report(report: Any, stats: dict[str, Any]) -> None:
+    r = report
+    click.echo(
+        f"Articles: {r.articles_added} added, {r.articles_updated} updated, "
+        f"{r.articles_unchanged} unchanged ({r.passages_encoded} passages encoded). "
+        f"Images: {r.images_added} added, {r.images_updated} updated, "
+        f"{r.images_unchanged} unchanged. {r.seconds:.1f} s."
+    )
+    if r.articles_pruned or r.images_pruned:
+        click.echo(f"Pruned {r.articles_pruned} articles and {r.images_pruned} images.")
+    c = stats["counts"]
+    click.echo(f"Index now holds {c['articles']} articles, {c['passages']} passages, "
+               f"{c['images']} images.")
+    if r.skipped:
+        click.echo(f"Skipped {len(r.skipped)} items:", err=True)
+        for item in r.skipped[:50]:
+            click.echo(f"  {item.path}: {item.reason}", err=True)
+        if len(r.skipped) > 50:
+            click.echo(f"  ... and {len(r.skipped) - 50} more (use --report FILE)", err=True)
+
+
+@main.command("search")
+@click.argument("text", required=False)
+@click.option("--image", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              default=None, help="An image file to search with (alone or with TEXT).")
+@index_option
+@click.option("-k", "k", type=click.IntRange(1, 1000), default=5, show_default=True,
+              help="How many articles to return.")
+@click.option("--weight", "weights", multiple=True, metavar="ROUTE=W",
+              help="Weight of a route or route family, e.g. text->passage:bm25=0.5 (repeatable).")
+@click.option("--method", type=click.Choice(["rrf", "minmax", "zscore", "dbsf"]), default=None,
+              help="Fusion method (default rrf).")
+@click.option("--article", "article_ids", multiple=True,
+              help="Only search within this article id (repeatable).")
+@device_option
+@json_option
+@friendly
+def search_cmd(text: str | None, image: Path | None, index_path: str, k: int,
+               weights: tuple[str, ...], method: str | None, article_ids: tuple[str, ...],
+               device: str | None, as_json: bool) -> None:
+    """Search an index with text, an image, or both.
+
+    \b
+    Example:
+      mmretrieve search "Who is Bruce Wayne?" --index ./idx
+      mmretrieve search "Bat man" --image batman.jpg --index ./idx --json
+      mmretrieve search --image batman.jpg --index ./idx -k 5
+    """
+    from ..retrieval.weights import parse_weights
+    from .render import result_dict, result_text
+
+    if not (text and text.strip()) and image is None:
+        raise click.UsageError("give a TEXT query, an --image, or both")
+    index = _open(index_path, None, None, device)
+    with index:
+        result = index.search(text=text, image=image, k=k, weights=parse_weights(weights) or None,
+                              method=method, article_ids=list(article_ids) or None)
+        _warn_random(index)
+    if as_json:
+        query = {"text": text, "image": str(image) if image else None, "k": k}
+        _emit_json(result_dict(result, query))
+    else:
+        click.echo(result_text(result))
+
+
+@main.command("info")
+@index_option
+@json_option
+@friendly
+def info_cmd(index_path: str, as_json: bool) -> None:
+    """Show what an index holds and how it was built.
+
+    \b
+    Example:
+      mmretrieve info --index ./idx --json
+    """
+    index = _open(index_path, None, None)
+    with index:
+        stats = index.stats()
+    if as_json:
+        _emit_json(stats)
+        return
+    c = stats["counts"]
+    click.echo(f"Index {stats['store']}")
+    click.echo(f"  {c['articles']} articles, {c['passages']} passages, {c['images']} images")
+    for role, model in stats["models"].items():
+        if model:
+            flag = "  (RANDOM weights)" if model.get("random") else ""
+            click.echo(f"  {role} model: {model['name']} (dim {model['dim']}, "
+                       f"revision {model['revision']}){flag}")
+        else:
+            click.echo(f"  {role} model: none")
+    ch = stats["chunking"]
+    click.echo(f"  passages: {ch['max_tokens']} tokens, overlap {ch['overlap']}")
+    click.echo(f"  built {stats['created_at']}, updated {stats['updated_at']}")
+
+
+@main.group("models")
+def models_group() -> None:
+    """Download and inspect models."""
+
+
+@models_group.command("pull")
+@click.argument("names", nargs=-1)
+@friendly
+def models_pull(names: tuple[str, ...]) -> None:
+    """Download models into the Hugging Face cache (needs internet), so later runs work offline.
+
+    With no NAMES, pulls the defaults: BAAI/bge-small-en-v1.5 and openai/clip-vit-base-patch32.
+
+    \b
+    Example:
+      mmretrieve models pull
+      mmretrieve models pull BAAI/bge-base-en-v1.5
+    """
+    from ..config import DEFAULT_IMAGE_MODEL, DEFAULT_TEXT_MODEL
+    from ..encoders.pull import pull_models
+
+    for path in pull_models(list(names) or [DEFAULT_TEXT_MODEL, DEFAULT_IMAGE_MODEL]):
+        click.echo(str(path))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,53 @@
+"""Rolling fused items up to their articles (DESIGN §6)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+
+from ..types import Article, ArticleResult, Hit
+
+# An article's score is its best items' scores, each counting half as much as the one before:
+# one excellent item beats several mediocre ones, and agreement between items still helps.
+ITEM_DECAY = (1.0, 0.5, 0.25)
+
+
+def article_score(item_scores: Sequence[float]) -> float:
+    best = sorted(item_scores, reverse=True)[: len(ITEM_DECAY)]
+    return sum(w * s for w, s in zip(ITEM_DECAY, best, strict=False))
+
+
+def group_by_article(
+    hits: Sequence[Hit],
+    articles: Mapping[str, Article] | Callable[[str], Article | None],
+    k: int,
+    passages_per_article: int = 3,
+    images_per_article: int = 4,
+) -> list[ArticleResult]:
+    """Top ``k`` articles from fused ``hits`` (best first). Hits without an article stay only in
+    the flat list. ``articles`` maps an id to its Article (a missing one is skipped)."""
+    lookup = articles.get if isinstance(articles, Mapping) else articles
+    items: dict[str, list[Hit]] = {}
+    for hit in hits:
+        if hit.article_id:
+            items.setdefault(hit.article_id, []).append(hit)
+    scored = sorted(
+        ((article_score([h.score for h in group]), article_id) for article_id, group in items.items()),
+        key=lambda t: (-t[0], t[1]),
+    )
+    results: list[ArticleResult] = []
+    for score, article_id in scored:
+        article = lookup(article_id)
+        if article is None:
+            continue
+        group = items[article_id]
+        results.append(
+            ArticleResult(
+                article=article,
+                score=score,
+                passages=[h for h in group if h.kind == "passage"][:passages_per_article],
+                images=[h for h in group if h.kind == "image"][:images_per_article],
+            )
+        )
+        if len(results) >= k:
+            break
+    return results

@@ -1,0 +1,137 @@
+"""One query in, one fused and grouped SearchResult out (DESIGN §6)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ..documents.images import load_image
+from ..encoders.base import ImageTextEncoder, TextEncoder
+from ..errors import UsageError
+from ..store.base import ARTICLES, Store
+from ..types import Article, Hit, ImageInput, Query, SearchResult
+from .fusion import fuse
+from .grouping import group_by_article
+from .routes import Key, QueryVectors, RouteRunner
+from .weights import resolve_weights
+
+DEFAULT_METHOD = "rrf"
+MIN_DEPTH = 50  # candidates each route fetches, at least
+
+
+@dataclass(frozen=True, slots=True)
+class SearchOptions:
+    k: int = 10
+    weights: Mapping[str, float] | None = None
+    method: str = DEFAULT_METHOD
+    article_ids: Sequence[str] | None = None
+    depth: int | None = None
+    passages_per_article: int = 3
+    images_per_article: int = 4
+
+
+class Searcher:
+    """Encodes a query once per model, runs the routes, fuses and groups."""
+
+    def __init__(
+        self,
+        store: Store,
+        text_encoder: TextEncoder,
+        image_encoder: ImageTextEncoder | None,
+        *,
+        max_image_pixels: int = 64_000_000,
+        max_image_bytes: int = 50_000_000,
+        default_weights: Mapping[str, float] | None = None,
+    ) -> None:
+        self.store = store
+        self.text_encoder = text_encoder
+        self.image_encoder = image_encoder
+        self.max_image_pixels = max_image_pixels
+        self.max_image_bytes = max_image_bytes
+        self.default_weights = default_weights
+
+    def _decode(self, image: ImageInput) -> Any:
+        from PIL import Image as PILImageModule
+
+        if isinstance(image, PILImageModule.Image):
+            return image.convert("RGB")
+        return load_image(image, max_pixels=self.max_image_pixels, max_bytes=self.max_image_bytes)  # type: ignore[arg-type]
+
+    def encode(self, query: Query, timings: dict[str, float]) -> QueryVectors:
+        text = query.text.strip() if query.text and query.text.strip() else None
+        bge = clip_text = clip_image = None
+        if text is not None:
+            t0 = time.perf_counter()
+            bge = self.text_encoder.encode_queries([text])[0]
+            timings["encode_text_ms"] = (time.perf_counter() - t0) * 1000
+            if self.image_encoder is not None:
+                t0 = time.perf_counter()
+                clip_text = self.image_encoder.encode_texts([text])[0]
+                timings["encode_clip_text_ms"] = (time.perf_counter() - t0) * 1000
+        if query.image is not None:
+            if self.image_encoder is None:
+                raise UsageError(
+                    "this index was built without an image model, so it cannot search by image"
+                )
+            t0 = time.perf_counter()
+            picture = self._decode(query.image)
+            clip_image = self.image_encoder.encode_images([picture])[0]
+            timings["encode_image_ms"] = (time.perf_counter() - t0) * 1000
+        return QueryVectors(text=text, bge=bge, clip_text=clip_text, clip_image=clip_image)
+
+    def search(self, query: Query, options: SearchOptions = SearchOptions()) -> SearchResult:
+        if options.k < 1:
+            raise UsageError(f"k must be at least 1, got {options.k}")
+        start = time.perf_counter()
+        timings: dict[str, float] = {}
+        vectors = self.encode(query, timings)
+        weights = resolve_weights(
+            {**(options.weights or {}), **(query.weights or {})},
+            **({"defaults": self.default_weights} if self.default_weights else {}),
+        )
+        depth = options.depth or max(MIN_DEPTH, 5 * options.k)
+        runner = RouteRunner(
+            self.store,
+            depth,
+            article_ids=options.article_ids,
+            has_images=self.image_encoder is not None,
+        )
+        t0 = time.perf_counter()
+        route_lists, status = runner.run(vectors, weights)
+        timings["search_ms"] = (time.perf_counter() - t0) * 1000
+
+        t0 = time.perf_counter()
+        fused = fuse(route_lists, weights, method=options.method)
+        per_route: dict[Key, dict[str, float]] = {}
+        for name, items in route_lists.items():
+            for key, score in items:
+                per_route.setdefault(key, {})[name] = score
+        hits = [_hit(key, score, runner.rows[key], per_route[key]) for key, score in fused]
+        articles = self._articles({h.article_id for h in hits if h.article_id})
+        grouped = group_by_article(
+            hits, articles, options.k, options.passages_per_article, options.images_per_article
+        )
+        timings["fuse_ms"] = (time.perf_counter() - t0) * 1000
+        timings["total_ms"] = (time.perf_counter() - start) * 1000
+        return SearchResult(hits=hits[: options.k], articles=grouped, timings=timings, routes=status)
+
+    def _articles(self, ids: set[str]) -> dict[str, Article]:
+        rows = self.store.get(ARTICLES, sorted(ids), ("id", "title", "url", "license", "source"))
+        return {
+            r["id"]: Article(
+                id=r["id"], title=r["title"], url=r.get("url"), license=r.get("license"),
+                source=r.get("source"),
+            )
+            for r in rows
+        }
+
+
+def _hit(key: Key, score: float, row: Mapping[str, Any], routes: Mapping[str, float]) -> Hit:
+    kind, id_ = key
+    if kind == "passage":
+        return Hit("passage", id_, row.get("article_id"), score, dict(routes),
+                   text=row.get("text"), section=row.get("section"))
+    return Hit("image", id_, row.get("article_id") or None, score, dict(routes),
+               uri=row.get("uri"), caption=row.get("caption"))

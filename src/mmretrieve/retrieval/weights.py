@@ -1,0 +1,73 @@
+"""Route names and how per-query weights apply to them."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from ..errors import UsageError
+
+TEXT_PASSAGE_DENSE = "text->passage:dense"
+TEXT_PASSAGE_BM25 = "text->passage:bm25"
+TEXT_IMAGE_CLIP = "text->image:clip"
+TEXT_IMAGE_CAPTION = "text->image:caption"
+TEXT_IMAGE_BM25 = "text->image:bm25"
+IMAGE_IMAGE = "image->image"
+IMAGE_PASSAGE_CLIP = "image->passage:clip_text"
+IMAGE_PASSAGE_TITLE = "image->passage:title"
+IMAGE_PASSAGE_VOTES = "image->passage:votes"
+
+TEXT_ROUTES = (
+    TEXT_PASSAGE_DENSE,
+    TEXT_PASSAGE_BM25,
+    TEXT_IMAGE_CLIP,
+    TEXT_IMAGE_CAPTION,
+    TEXT_IMAGE_BM25,
+)
+IMAGE_ROUTES = (IMAGE_IMAGE, IMAGE_PASSAGE_CLIP, IMAGE_PASSAGE_TITLE, IMAGE_PASSAGE_VOTES)
+ALL_ROUTES = TEXT_ROUTES + IMAGE_ROUTES
+
+# Defaults until the evaluation (docs/QUALITY.md) says otherwise: every route counts the same.
+DEFAULT_WEIGHTS: Mapping[str, float] = {name: 1.0 for name in ALL_ROUTES}
+
+
+def _family(name: str) -> str:
+    return name.split(":", 1)[0]
+
+
+def resolve_weights(
+    overrides: Mapping[str, float] | None, defaults: Mapping[str, float] = DEFAULT_WEIGHTS
+) -> dict[str, float]:
+    """Weights for every route. An override may name a route ("text->passage:bm25") or a family
+    ("text->passage", "image->image"); an exact name wins over its family."""
+    resolved = dict(defaults)
+    if not overrides:
+        return resolved
+    families = {_family(n) for n in ALL_ROUTES}
+    for key, value in overrides.items():
+        if key not in ALL_ROUTES and key not in families:
+            raise UsageError(
+                f"unknown route {key!r} in weights; routes are {', '.join(ALL_ROUTES)} "
+                f"(or a family: {', '.join(sorted(families))})"
+            )
+        if float(value) < 0:
+            raise UsageError(f"weight for {key!r} must be >= 0, got {value}")
+    for name in ALL_ROUTES:
+        if name in overrides:
+            resolved[name] = float(overrides[name])
+        elif _family(name) in overrides:
+            resolved[name] = float(overrides[_family(name)])
+    return resolved
+
+
+def parse_weights(specs: tuple[str, ...] | list[str]) -> dict[str, float]:
+    """``["text->passage:bm25=0.5", "image->image=2"]`` -> mapping (for the CLI and HTTP)."""
+    out: dict[str, float] = {}
+    for spec in specs:
+        name, sep, value = spec.rpartition("=")
+        if not sep or not name:
+            raise UsageError(f"weight {spec!r} must look like ROUTE=NUMBER")
+        try:
+            out[name.strip()] = float(value)
+        except ValueError:
+            raise UsageError(f"weight {spec!r}: {value!r} is not a number") from None
+    return out

@@ -1,0 +1,169 @@
+"""The Store protocol every backend implements, and the backend-neutral table schemas (DESIGN §5, §7).
+
+A filter is a mapping of scalar field name to a value (equality) or a list of values (membership);
+several entries must all hold. Backends translate it to their own syntax.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol, runtime_checkable
+
+import numpy as np
+
+ScalarType = Literal["str", "int", "float", "bool"]
+FilterValue = str | int | bool | Sequence[str]
+Filter = Mapping[str, FilterValue]
+Row = dict[str, Any]
+
+PASSAGES, IMAGES, ARTICLES = "passages", "images", "articles"
+
+
+@dataclass(frozen=True, slots=True)
+class Field:
+    name: str
+    type: ScalarType
+    nullable: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class TableSchema:
+    """Scalar fields, float32 vector fields (name -> dimension) and the fields BM25 searches."""
+
+    name: str
+    fields: tuple[Field, ...]
+    vectors: Mapping[str, int]
+    text_fields: tuple[str, ...] = ()
+
+    @property
+    def field_names(self) -> list[str]:
+        return [f.name for f in self.fields]
+
+
+@dataclass(frozen=True, slots=True)
+class StoreHit:
+    """A search result from a store: ``score`` is higher-is-better (cosine for vectors)."""
+
+    id: str
+    score: float
+    row: Row = field(default_factory=dict)
+
+
+@runtime_checkable
+class Store(Protocol):
+    """What the indexer and the searcher need from a vector store."""
+
+    uri: str
+
+    def ensure_tables(self, schemas: Sequence[TableSchema]) -> None:
+        """Create missing tables; existing ones are left as they are."""
+        ...
+
+    def read_manifest(self) -> dict[str, Any] | None: ...
+
+    def write_manifest(self, manifest: Mapping[str, Any]) -> None: ...
+
+    def upsert(self, table: str, rows: Sequence[Row]) -> None:
+        """Insert rows, replacing any with the same ``id``."""
+        ...
+
+    def delete(self, table: str, ids: Sequence[str] | None = None, filter: Filter | None = None) -> None:
+        """Delete rows by id and/or filter (both given: rows matching either)."""
+        ...
+
+    def get(self, table: str, ids: Sequence[str], fields: Sequence[str] | None = None) -> list[Row]:
+        """Rows with these ids (missing ids are left out), without vector fields unless named."""
+        ...
+
+    def scan(
+        self, table: str, fields: Sequence[str], filter: Filter | None = None
+    ) -> Iterator[Row]: ...
+
+    def search(
+        self,
+        table: str,
+        vector_field: str,
+        vector: np.ndarray,
+        k: int,
+        filter: Filter | None = None,
+        fields: Sequence[str] | None = None,
+    ) -> list[StoreHit]:
+        """Nearest rows by inner product, best first."""
+        ...
+
+    def text_search(
+        self,
+        table: str,
+        query: str,
+        k: int,
+        filter: Filter | None = None,
+        fields: Sequence[str] | None = None,
+    ) -> list[StoreHit]:
+        """BM25 over the table's ``text_fields``, best first."""
+        ...
+
+    def count(self, table: str, filter: Filter | None = None) -> int: ...
+
+    def optimize(self) -> None:
+        """Bring search indexes up to date after writes (full-text, ANN when large enough)."""
+        ...
+
+    def close(self) -> None: ...
+
+
+def table_schemas(text_dim: int, clip_dim: int | None) -> list[TableSchema]:
+    """The three tables of DESIGN §5. Without an image model, CLIP vectors and images are absent."""
+    passage_vectors = {"bge": text_dim}
+    if clip_dim:
+        passage_vectors["clip_text"] = clip_dim
+    passages = TableSchema(
+        PASSAGES,
+        (
+            Field("id", "str", False),
+            Field("article_id", "str", False),
+            Field("text", "str", False),
+            Field("position", "int", False),
+            Field("section", "str"),
+            Field("content_hash", "str", False),
+        ),
+        passage_vectors,
+        text_fields=("text",),
+    )
+    articles = TableSchema(
+        ARTICLES,
+        (
+            Field("id", "str", False),
+            Field("title", "str", False),
+            Field("url", "str"),
+            Field("license", "str"),
+            Field("source", "str"),
+            Field("content_hash", "str", False),
+            Field("n_passages", "int", False),
+        ),
+        {"clip_title": clip_dim} if clip_dim else {},
+    )
+    schemas = [passages, articles]
+    if clip_dim:
+        schemas.append(
+            TableSchema(
+                IMAGES,
+                (
+                    Field("id", "str", False),
+                    Field("article_id", "str"),
+                    Field("uri", "str", False),
+                    Field("caption", "str"),
+                    Field("alt_text", "str"),
+                    Field("search_text", "str", False),  # caption + alt text, for BM25
+                    Field("width", "int"),
+                    Field("height", "int"),
+                    Field("sha256", "str", False),
+                    Field("license", "str"),
+                    Field("has_caption", "bool", False),
+                    Field("content_hash", "str", False),
+                ),
+                {"clip_image": clip_dim, "caption_bge": text_dim},
+                text_fields=("search_text",),
+            )
+        )
+    return schemas

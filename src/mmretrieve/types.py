@@ -1,0 +1,112 @@
+"""Frozen dataclasses that cross every boundary (DESIGN §3)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal, Union
+
+if TYPE_CHECKING:  # PIL is only needed by callers that pass decoded images
+    from PIL.Image import Image as PILImage
+
+    ImageInput = Union[str, Path, bytes, PILImage]
+else:
+    ImageInput = object
+
+HitKind = Literal["passage", "image"]
+
+
+@dataclass(frozen=True, slots=True)
+class Article:
+    """One article. ``text`` is empty when an article comes back inside a search result."""
+
+    id: str
+    title: str
+    text: str = ""
+    url: str | None = None
+    license: str | None = None
+    source: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Passage:
+    """A chunk of an article, sized by the text model's tokenizer."""
+
+    id: str
+    article_id: str
+    text: str
+    position: int
+    section: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Image:
+    """An image file, optionally belonging to an article. ``uri`` is an absolute file path."""
+
+    id: str
+    article_id: str | None
+    uri: str
+    caption: str | None = None
+    alt_text: str | None = None
+    width: int | None = None
+    height: int | None = None
+    sha256: str | None = None
+    license: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Skipped:
+    """An input item a source or the indexer could not use, and why."""
+
+    path: str
+    reason: str
+    kind: str = "file"
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    """A search request: at least one of ``text`` or ``image``."""
+
+    text: str | None = None
+    image: ImageInput | None = None
+    weights: Mapping[str, float] | None = None
+
+    def __post_init__(self) -> None:
+        from .errors import UsageError
+
+        has_text = self.text is not None and self.text.strip() != ""
+        if not has_text and self.image is None:
+            raise UsageError("a query needs text, an image, or both")
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    """One ranked item. ``route_scores`` maps each route that found it to its raw score there."""
+
+    kind: HitKind
+    id: str
+    article_id: str | None
+    score: float
+    route_scores: Mapping[str, float] = field(default_factory=dict)
+    text: str | None = None
+    uri: str | None = None
+    caption: str | None = None
+    section: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ArticleResult:
+    article: Article
+    score: float
+    passages: list[Hit]
+    images: list[Hit]
+
+
+@dataclass(frozen=True, slots=True)
+class SearchResult:
+    hits: list[Hit]
+    articles: list[ArticleResult]
+    timings: Mapping[str, float]
+    routes: Mapping[str, str] = field(default_factory=dict)
+    """Route name -> "ok" or the reason it did not run (e.g. no image in the query)."""
