@@ -46,6 +46,7 @@ def test_weights_family_and_exact():
     assert w["text->passage:dense"] == 2.0
     assert w["text->passage:bm25"] == 0.5
     assert w["image->image"] == 1.0
+    assert w["image->passage:votes"] == 0.4
     with pytest.raises(UsageError, match="unknown route"):
         resolve_weights({"text->video": 1})
     with pytest.raises(UsageError, match=">= 0"):
@@ -54,7 +55,9 @@ def test_weights_family_and_exact():
 
 def test_parse_weights():
     assert parse_weights(["image->image=2", "text->passage:bm25=0.5"]) == {
-        "image->image": 2.0, "text->passage:bm25": 0.5}
+        "image->image": 2.0,
+        "text->passage:bm25": 0.5,
+    }
     with pytest.raises(UsageError):
         parse_weights(["image->image"])
     with pytest.raises(UsageError):

@@ -17,9 +17,12 @@ def test_article_score_uses_best_items_with_decay():
 
 def test_group_orders_and_caps():
     hits = [
-        _hit("passage", "a#0", "A", 0.9), _hit("image", "i1", "B", 0.8),
-        _hit("passage", "b#0", "B", 0.7), _hit("image", "loose", None, 0.6),
-        _hit("passage", "a#1", "A", 0.1), _hit("passage", "c#0", "C", 0.05),
+        _hit("passage", "a#0", "A", 0.9),
+        _hit("image", "i1", "B", 0.8),
+        _hit("passage", "b#0", "B", 0.7),
+        _hit("image", "loose", None, 0.6),
+        _hit("passage", "a#1", "A", 0.1),
+        _hit("passage", "c#0", "C", 0.05),
     ]
     arts = {x: Article(x, f"title {x}") for x in "ABC"}
     groups = group_by_article(hits, arts, k=2, passages_per_article=1)

@@ -26,8 +26,19 @@ TEXT_ROUTES = (
 IMAGE_ROUTES = (IMAGE_IMAGE, IMAGE_PASSAGE_CLIP, IMAGE_PASSAGE_TITLE, IMAGE_PASSAGE_VOTES)
 ALL_ROUTES = TEXT_ROUTES + IMAGE_ROUTES
 
-# Defaults until the evaluation (docs/QUALITY.md) says otherwise: every route counts the same.
-DEFAULT_WEIGHTS: Mapping[str, float] = {name: 1.0 for name in ALL_ROUTES}
+# The three image->passage routes are views of one signal (the picture), so together they weigh
+# less than image->image: an exact or near-exact picture match outranks passages it only implies.
+DEFAULT_WEIGHTS: Mapping[str, float] = {
+    TEXT_PASSAGE_DENSE: 1.0,
+    TEXT_PASSAGE_BM25: 1.0,
+    TEXT_IMAGE_CLIP: 0.5,
+    TEXT_IMAGE_CAPTION: 0.5,
+    TEXT_IMAGE_BM25: 0.5,
+    IMAGE_IMAGE: 1.0,
+    IMAGE_PASSAGE_CLIP: 0.3,
+    IMAGE_PASSAGE_TITLE: 0.2,
+    IMAGE_PASSAGE_VOTES: 0.4,
+}
 
 
 def _family(name: str) -> str:
