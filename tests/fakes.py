@@ -19,7 +19,9 @@ _WORD = re.compile(r"\w+")
 def _bag(text: str, dim: int, salt: str) -> np.ndarray:
     vec = np.zeros(dim, dtype=np.float32)
     for word in _WORD.findall(text.lower()):
-        h = int.from_bytes(hashlib.blake2b((salt + word).encode(), digest_size=8).digest(), "little")
+        h = int.from_bytes(
+            hashlib.blake2b((salt + word).encode(), digest_size=8).digest(), "little"
+        )
         vec[h % dim] += 1.0 if (h >> 32) & 1 else -1.0
     if not vec.any():
         vec[0] = 1.0
@@ -33,14 +35,25 @@ class FakeTextEncoder:
         self.name = "fake-text"
         self.dim = dim
         self.query_prefix = query_prefix
-        self.info = {"name": self.name, "revision": "fake-1", "dim": dim, "pooling": "fake",
-                     "query_instruction": query_prefix, "max_length": 512, "random": False}
+        self.info = {
+            "name": self.name,
+            "revision": "fake-1",
+            "dim": dim,
+            "pooling": "fake",
+            "query_instruction": query_prefix,
+            "max_length": 512,
+            "random": False,
+        }
         self.documents_encoded = 0
         self.queries_encoded = 0
 
     def encode_documents(self, texts: Sequence[str]) -> np.ndarray:
         self.documents_encoded += len(texts)
-        return np.stack([_bag(t, self.dim, "t") for t in texts]) if texts else np.zeros((0, self.dim), np.float32)
+        return (
+            np.stack([_bag(t, self.dim, "t") for t in texts])
+            if texts
+            else np.zeros((0, self.dim), np.float32)
+        )
 
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
         self.queries_encoded += len(texts)
@@ -73,4 +86,8 @@ class FakeClipEncoder:
 
     def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
         self.texts_encoded += len(texts)
-        return np.stack([_bag(t, self.dim, "c") for t in texts]) if texts else np.zeros((0, self.dim), np.float32)
+        return (
+            np.stack([_bag(t, self.dim, "c") for t in texts])
+            if texts
+            else np.zeros((0, self.dim), np.float32)
+        )

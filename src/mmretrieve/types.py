@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal, Union
+from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:  # PIL is only needed by callers that pass decoded images
     from PIL.Image import Image as PILImage
 
-    ImageInput = Union[str, Path, bytes, PILImage]
+    ImageInput = str | Path | bytes | PILImage
 else:
     ImageInput = object
 

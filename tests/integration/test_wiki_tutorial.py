@@ -1,5 +1,5 @@
 """The core on real data: ../shared/data/wiki_tutorial with the REAL all-MiniLM-L6-v2 text model and
-a tiny RANDOM-weight CLIP (same architecture) built by a fixture. Everything goes through the CLI."""
+a tiny RANDOM-weight CLIP (same architecture) built by a fixture. All of it through the CLI."""
 
 from __future__ import annotations
 
@@ -27,14 +27,24 @@ def run(*args: str, code: int = 0, stderr: bool = False) -> str:
 
 def _json_tail(output: str):
     """The JSON object a --json command printed (warnings go before it)."""
-    return json.loads(output[output.index("{"):])
+    return json.loads(output[output.index("{") :])
 
 
 @pytest.fixture(scope="module")
 def wiki_index(tmp_path_factory, wiki_tutorial_dir, minilm_dir, tiny_clip_model_dir) -> Path:
     idx = tmp_path_factory.mktemp("wiki") / "idx"
-    out = run("index", str(wiki_tutorial_dir), "--index", str(idx), "--text-model",
-              str(minilm_dir), "--image-model", str(tiny_clip_model_dir), "--no-progress", "--json")
+    out = run(
+        "index",
+        str(wiki_tutorial_dir),
+        "--index",
+        str(idx),
+        "--text-model",
+        str(minilm_dir),
+        "--image-model",
+        str(tiny_clip_model_dir),
+        "--no-progress",
+        "--json",
+    )
     report = _json_tail(out)["report"]
     assert report["articles_added"] == 15 and report["images_added"] == 108
     assert report["skipped"] == []
@@ -84,8 +94,9 @@ def test_human_output_and_info(wiki_index, shared_dir):
     assert info["models"]["text"]["dim"] == 384
 
 
-def test_reindex_unchanged_and_one_edit(tmp_path, wiki_tutorial_dir, minilm_dir,
-                                        tiny_clip_model_dir):
+def test_reindex_unchanged_and_one_edit(
+    tmp_path, wiki_tutorial_dir, minilm_dir, tiny_clip_model_dir
+):
     corpus = tmp_path / "corpus"
     corpus.mkdir()
     shutil.copy(wiki_tutorial_dir / "images.jsonl", corpus)
@@ -97,9 +108,13 @@ def test_reindex_unchanged_and_one_edit(tmp_path, wiki_tutorial_dir, minilm_dir,
     (corpus / "corpus.jsonl").write_text("\n".join(json.dumps(d) for d in small), encoding="utf-8")
     idx = str(tmp_path / "idx")
     models = ["--text-model", str(minilm_dir), "--image-model", str(tiny_clip_model_dir)]
-    first = _json_tail(run("index", str(corpus), "--index", idx, *models, "--no-progress", "--json"))
+    first = _json_tail(
+        run("index", str(corpus), "--index", idx, *models, "--no-progress", "--json")
+    )
     assert first["report"]["passages_encoded"] > 0
-    again = _json_tail(run("index", str(corpus), "--index", idx, "--no-progress", "--json"))["report"]
+    again = _json_tail(run("index", str(corpus), "--index", idx, "--no-progress", "--json"))[
+        "report"
+    ]
     assert (again["passages_encoded"], again["images_encoded"]) == (0, 0)
     assert again["articles_unchanged"] == 4 and again["images_unchanged"] == 108
 
@@ -118,12 +133,14 @@ def test_reindex_unchanged_and_one_edit(tmp_path, wiki_tutorial_dir, minilm_dir,
     assert report["passages_encoded"] == n_edited
 
 
-def test_bad_inputs_reported_rest_indexed(tmp_path, minilm_dir, tiny_clip_model_dir,
-                                          wiki_tutorial_dir):
+def test_bad_inputs_reported_rest_indexed(
+    tmp_path, minilm_dir, tiny_clip_model_dir, wiki_tutorial_dir
+):
     corpus = tmp_path / "flat"
     corpus.mkdir()
-    (corpus / "Good article.txt").write_text("A good article about owls. Owls hunt at night.",
-                                             encoding="utf-8")
+    (corpus / "Good article.txt").write_text(
+        "A good article about owls. Owls hunt at night.", encoding="utf-8"
+    )
     (corpus / "Latin article.txt").write_bytes("Café crème in Zürich. Ça va.".encode("latin-1"))
     (corpus / "Garbage.txt").write_bytes(bytes(range(256)) * 8)
     shutil.copy(wiki_tutorial_dir / "images" / "abonia_18.jpg", corpus / "fine.jpg")
@@ -131,11 +148,25 @@ def test_bad_inputs_reported_rest_indexed(tmp_path, minilm_dir, tiny_clip_model_
     (corpus / "truncated.jpg").write_bytes(jpeg[: len(jpeg) // 3])
     (corpus / "notes.xyz").write_text("?")
     report_file = tmp_path / "report.jsonl"
-    out = run("index", str(corpus), "--index", str(tmp_path / "idx"), "--text-model",
-              str(minilm_dir), "--image-model", str(tiny_clip_model_dir), "--no-progress",
-              "--report", str(report_file), code=3, stderr=True)
-    skipped = {Path(json.loads(line)["path"]).name: json.loads(line)["reason"]
-               for line in report_file.read_text().splitlines()}
+    out = run(
+        "index",
+        str(corpus),
+        "--index",
+        str(tmp_path / "idx"),
+        "--text-model",
+        str(minilm_dir),
+        "--image-model",
+        str(tiny_clip_model_dir),
+        "--no-progress",
+        "--report",
+        str(report_file),
+        code=3,
+        stderr=True,
+    )
+    skipped = {
+        Path(json.loads(line)["path"]).name: json.loads(line)["reason"]
+        for line in report_file.read_text().splitlines()
+    }
     assert set(skipped) == {"Garbage.txt", "truncated.jpg", "notes.xyz"}
     assert "Index now holds 2 articles" in out and "1 images" in out
     assert "truncated.jpg" in out  # also listed on the terminal

@@ -66,7 +66,9 @@ def result_text(result: SearchResult, width: int = 100) -> str:
             caption = f"  {_snippet(hit.caption, 50)}" if hit.caption else ""
             lines.append(f"   * image {hit.uri}  (score {hit.score:.4f}){caption}")
     grouped = {h.id for g in result.articles for h in (*g.passages, *g.images)}
-    loose = [h for h in result.hits if h.kind == "image" and not h.article_id and h.id not in grouped]
+    loose = [
+        h for h in result.hits if h.kind == "image" and not h.article_id and h.id not in grouped
+    ]
     if loose:
         lines.append("Images not linked to an article:")
         lines.extend(f"   * image {h.uri}  (score {h.score:.4f})" for h in loose)

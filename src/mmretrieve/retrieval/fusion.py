@@ -69,7 +69,9 @@ def fuse(
     except KeyError:
         from ..errors import UsageError
 
-        raise UsageError(f"unknown fusion method {method!r}; choose one of {sorted(METHODS)}") from None
+        raise UsageError(
+            f"unknown fusion method {method!r}; choose one of {sorted(METHODS)}"
+        ) from None
     weights = weights or {}
     total: dict[K, float] = {}
     for name in sorted(routes):

@@ -31,7 +31,10 @@ def group_by_article(
         if hit.article_id:
             items.setdefault(hit.article_id, []).append(hit)
     scored = sorted(
-        ((article_score([h.score for h in group]), article_id) for article_id, group in items.items()),
+        (
+            (article_score([h.score for h in group]), article_id)
+            for article_id, group in items.items()
+        ),
         key=lambda t: (-t[0], t[1]),
     )
     results: list[ArticleResult] = []

@@ -117,7 +117,9 @@ class RouteRunner:
             if article_id:
                 votes[article_id] = votes.get(article_id, 0.0) + 1.0 / (VOTE_K + rank)
         order = sorted(votes, key=lambda a: (-votes[a], a))
-        return self._passages_of(order[: max(1, self.depth // PASSAGES_PER_VOTED_ARTICLE)], q.clip_image)
+        return self._passages_of(
+            order[: max(1, self.depth // PASSAGES_PER_VOTED_ARTICLE)], q.clip_image
+        )
 
     def _passages_of(self, article_order: list[str], vector: np.ndarray) -> Ranked:
         """Up to a few passages per article, articles in the given order, each article's passages
@@ -145,7 +147,9 @@ class RouteRunner:
         return [(key, float(n - i)) for i, (key, _) in enumerate(out)]
 
     # -- dispatch ---------------------------------------------------------------------------
-    def run(self, q: QueryVectors, active: Mapping[str, float]) -> tuple[dict[str, Ranked], dict[str, str]]:
+    def run(
+        self, q: QueryVectors, active: Mapping[str, float]
+    ) -> tuple[dict[str, Ranked], dict[str, str]]:
         """Run every route that the query and the index allow and whose weight is not zero."""
         results: dict[str, Ranked] = {}
         status: dict[str, str] = {}
@@ -167,11 +171,17 @@ class RouteRunner:
             results[R.TEXT_PASSAGE_DENSE] = self.text_passage_dense(q)
         if want(R.TEXT_PASSAGE_BM25, has_text, no_text):
             results[R.TEXT_PASSAGE_BM25] = self.text_passage_bm25(q)
-        if want(R.TEXT_IMAGE_CLIP, has_text and self.has_images, no_text if not has_text else no_clip):
+        if want(
+            R.TEXT_IMAGE_CLIP, has_text and self.has_images, no_text if not has_text else no_clip
+        ):
             results[R.TEXT_IMAGE_CLIP] = self.text_image_clip(q)
-        if want(R.TEXT_IMAGE_CAPTION, has_text and self.has_images, no_text if not has_text else no_clip):
+        if want(
+            R.TEXT_IMAGE_CAPTION, has_text and self.has_images, no_text if not has_text else no_clip
+        ):
             results[R.TEXT_IMAGE_CAPTION] = self.text_image_caption(q)
-        if want(R.TEXT_IMAGE_BM25, has_text and self.has_images, no_text if not has_text else no_clip):
+        if want(
+            R.TEXT_IMAGE_BM25, has_text and self.has_images, no_text if not has_text else no_clip
+        ):
             results[R.TEXT_IMAGE_BM25] = self.text_image_bm25(q)
         has_image = q.clip_image is not None
         for name in R.IMAGE_ROUTES:

@@ -115,13 +115,18 @@ class Searcher:
         )
         timings["fuse_ms"] = (time.perf_counter() - t0) * 1000
         timings["total_ms"] = (time.perf_counter() - start) * 1000
-        return SearchResult(hits=hits[: options.k], articles=grouped, timings=timings, routes=status)
+        return SearchResult(
+            hits=hits[: options.k], articles=grouped, timings=timings, routes=status
+        )
 
     def _articles(self, ids: set[str]) -> dict[str, Article]:
         rows = self.store.get(ARTICLES, sorted(ids), ("id", "title", "url", "license", "source"))
         return {
             r["id"]: Article(
-                id=r["id"], title=r["title"], url=r.get("url"), license=r.get("license"),
+                id=r["id"],
+                title=r["title"],
+                url=r.get("url"),
+                license=r.get("license"),
                 source=r.get("source"),
             )
             for r in rows
@@ -131,7 +136,21 @@ class Searcher:
 def _hit(key: Key, score: float, row: Mapping[str, Any], routes: Mapping[str, float]) -> Hit:
     kind, id_ = key
     if kind == "passage":
-        return Hit("passage", id_, row.get("article_id"), score, dict(routes),
-                   text=row.get("text"), section=row.get("section"))
-    return Hit("image", id_, row.get("article_id") or None, score, dict(routes),
-               uri=row.get("uri"), caption=row.get("caption"))
+        return Hit(
+            "passage",
+            id_,
+            row.get("article_id"),
+            score,
+            dict(routes),
+            text=row.get("text"),
+            section=row.get("section"),
+        )
+    return Hit(
+        "image",
+        id_,
+        row.get("article_id") or None,
+        score,
+        dict(routes),
+        uri=row.get("uri"),
+        caption=row.get("caption"),
+    )

@@ -1,4 +1,5 @@
-"""The Store protocol every backend implements, and the backend-neutral table schemas (DESIGN §5, §7).
+"""The Store protocol every backend implements, and the backend-neutral table schemas
+(DESIGN §5, §7).
 
 A filter is a mapping of scalar field name to a value (equality) or a list of values (membership);
 several entries must all hold. Backends translate it to their own syntax.
@@ -68,7 +69,9 @@ class Store(Protocol):
         """Insert rows, replacing any with the same ``id``."""
         ...
 
-    def delete(self, table: str, ids: Sequence[str] | None = None, filter: Filter | None = None) -> None:
+    def delete(
+        self, table: str, ids: Sequence[str] | None = None, filter: Filter | None = None
+    ) -> None:
         """Delete rows by id and/or filter (both given: rows matching either)."""
         ...
 

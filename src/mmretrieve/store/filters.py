@@ -26,7 +26,8 @@ def _term(name: str, value: FilterValue) -> str:
 
 
 def to_sql(filter: Filter | None) -> str | None:
-    """``{"article_id": ["a", "b"], "has_caption": True}`` -> ``article_id IN ('a', 'b') AND ...``."""
+    """``{"article_id": ["a", "b"], "has_caption": True}``
+    -> ``(article_id IN ('a', 'b')) AND (has_caption = true)``."""
     if not filter:
         return None
     return " AND ".join(f"({_term(name, value)})" for name, value in filter.items())
