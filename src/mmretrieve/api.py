@@ -1,4 +1,5 @@
-"""The Python API every interface calls: ``Index.open``, ``add``, ``search``, ``delete``, ``stats``."""
+"""The Python API every interface calls: ``Index.open``, ``add``, ``search``, ``delete``,
+``stats`` and item lookups."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from .errors import IndexNotFoundError
 from .indexing import Indexer, IndexingOptions, IndexReport, ProgressFn, sources_items
 from .store import ARTICLES, IMAGES, PASSAGES, Store, open_store, table_schemas
 from .store.manifest import check_format, check_model, new_manifest
-from .types import ImageInput, Query, SearchResult
+from .types import Article, Image, ImageInput, Passage, Query, SearchResult
 
 NONE = "none"
 
@@ -231,6 +232,35 @@ class Index:
         )
         return self.searcher.search(query, options)
 
+    def articles(self, ids: Sequence[str]) -> dict[str, Article]:
+        """The articles with these ids (text not loaded); unknown ids are left out."""
+        from .retrieval.searcher import load_articles
+
+        return load_articles(self.store, ids)
+
+    def image(self, image_id: str) -> Image | None:
+        """One indexed image's metadata (``uri`` is the indexed file), or None."""
+        if not self.manifest["models"].get("image"):
+            return None
+        rows = self.store.get(IMAGES, [image_id], _IMAGE_FIELDS)
+        return _image(rows[0]) if rows and rows[0]["id"] == image_id else None
+
+    def article(self, article_id: str) -> tuple[Article, list[Passage], list[Image]] | None:
+        """An article with all its passages (in order) and images, or None."""
+        found = self.articles([article_id]).get(article_id)
+        if found is None:
+            return None
+        where = {"article_id": article_id}
+        fields = ("id", "article_id", "text", "position", "section")
+        passages = sorted(
+            (Passage(**r) for r in self.store.scan(PASSAGES, fields, where)),
+            key=lambda p: p.position,
+        )
+        images: list[Image] = []
+        if self.manifest["models"].get("image"):
+            images = [_image(r) for r in self.store.scan(IMAGES, _IMAGE_FIELDS, where)]
+        return found, passages, images
+
     def stats(self) -> dict[str, Any]:
         counts = {
             "articles": self.store.count(ARTICLES),
@@ -256,6 +286,15 @@ class Index:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+_IMAGE_FIELDS = (
+    "id", "article_id", "uri", "caption", "alt_text", "width", "height", "sha256", "license",
+)
+
+
+def _image(row: Mapping[str, Any]) -> Image:
+    return Image(**{name: row.get(name) for name in _IMAGE_FIELDS})
 
 
 class _progress:

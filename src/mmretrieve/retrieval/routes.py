@@ -105,8 +105,8 @@ class RouteRunner:
         assert q.clip_image is not None
         flt = {"id": list(self.article_ids)} if self.article_ids is not None else None
         hits = self.store.search(ARTICLES, "clip_title", q.clip_image, self.depth, flt, ("id",))
-        order = [h.id for h in hits[: max(1, self.depth // PASSAGES_PER_VOTED_ARTICLE)]]
-        return self._passages_of(order, q.clip_image)
+        top = hits[: max(1, self.depth // PASSAGES_PER_VOTED_ARTICLE)]
+        return self._passages_of({h.id: h.score for h in top}, q.clip_image)
 
     def image_passage_votes(self, q: QueryVectors, image_hits: Ranked) -> Ranked:
         """The articles of the best matching images vote for their passages (DESIGN §6)."""
@@ -117,34 +117,37 @@ class RouteRunner:
             if article_id:
                 votes[article_id] = votes.get(article_id, 0.0) + 1.0 / (VOTE_K + rank)
         order = sorted(votes, key=lambda a: (-votes[a], a))
-        return self._passages_of(
-            order[: max(1, self.depth // PASSAGES_PER_VOTED_ARTICLE)], q.clip_image
-        )
+        top = order[: max(1, self.depth // PASSAGES_PER_VOTED_ARTICLE)]
+        return self._passages_of({a: votes[a] for a in top}, q.clip_image)
 
-    def _passages_of(self, article_order: list[str], vector: np.ndarray) -> Ranked:
-        """Up to a few passages per article, articles in the given order, each article's passages
-        by CLIP similarity to the query image. Scores fall with the article's rank."""
-        if not article_order:
+    def _passages_of(self, article_scores: dict[str, float], vector: np.ndarray) -> Ranked:
+        """A few passages of each article, articles by their score (best first), each article's
+        passages by CLIP similarity to the query image. A passage's raw score is its article's."""
+        if not article_scores:
             return []
+        order = sorted(article_scores, key=lambda a: (-article_scores[a], a))
         hits = self.store.search(
-            PASSAGES,
-            "clip_text",
-            vector,
-            len(article_order) * 50,
-            {"article_id": article_order},
-            PASSAGE_FIELDS,
+            PASSAGES, "clip_text", vector, len(order) * 20, {"article_id": order}, PASSAGE_FIELDS
         )
         by_article: dict[str, list[StoreHit]] = {}
         for hit in hits:
             bucket = by_article.setdefault(hit.row["article_id"], [])
             if len(bucket) < PASSAGES_PER_VOTED_ARTICLE:
                 bucket.append(hit)
-        ranked: list[StoreHit] = []
-        for article_id in article_order:
-            ranked.extend(by_article.get(article_id, []))
-        n = len(ranked)
-        out = self._ranked("passage", ranked)
-        return [(key, float(n - i)) for i, (key, _) in enumerate(out)]
+        out: Ranked = []
+        for article_id in order:
+            if article_id not in by_article:  # crowded out of the shared search: ask for it alone
+                by_article[article_id] = self.store.search(
+                    PASSAGES,
+                    "clip_text",
+                    vector,
+                    PASSAGES_PER_VOTED_ARTICLE,
+                    {"article_id": article_id},
+                    PASSAGE_FIELDS,
+                )
+            for key, _ in self._ranked("passage", by_article[article_id]):
+                out.append((key, article_scores[article_id]))
+        return out
 
     # -- dispatch ---------------------------------------------------------------------------
     def run(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -109,7 +109,7 @@ class Searcher:
             for key, score in items:
                 per_route.setdefault(key, {})[name] = score
         hits = [_hit(key, score, runner.rows[key], per_route[key]) for key, score in fused]
-        articles = self._articles({h.article_id for h in hits if h.article_id})
+        articles = load_articles(self.store, (h.article_id for h in hits if h.article_id))
         grouped = group_by_article(
             hits, articles, options.k, options.passages_per_article, options.images_per_article
         )
@@ -119,18 +119,20 @@ class Searcher:
             hits=hits[: options.k], articles=grouped, timings=timings, routes=status
         )
 
-    def _articles(self, ids: set[str]) -> dict[str, Article]:
-        rows = self.store.get(ARTICLES, sorted(ids), ("id", "title", "url", "license", "source"))
-        return {
-            r["id"]: Article(
-                id=r["id"],
-                title=r["title"],
-                url=r.get("url"),
-                license=r.get("license"),
-                source=r.get("source"),
-            )
-            for r in rows
-        }
+
+def load_articles(store: Store, ids: Iterable[str]) -> dict[str, Article]:
+    """Articles by id (without their text); unknown ids are left out."""
+    rows = store.get(ARTICLES, sorted(set(ids)), ("id", "title", "url", "license", "source"))
+    return {
+        r["id"]: Article(
+            id=r["id"],
+            title=r["title"],
+            url=r.get("url"),
+            license=r.get("license"),
+            source=r.get("source"),
+        )
+        for r in rows
+    }
 
 
 def _hit(key: Key, score: float, row: Mapping[str, Any], routes: Mapping[str, float]) -> Hit:

@@ -1,0 +1,176 @@
+"""``mmretrieve serve``: the HTTP API and web page for one index (registered in ``cli.main``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ..config import ENV_DEVICE, ENV_INDEX, settings_from_env
+from ..errors import MMRetrieveError, require
+from .http import DEFAULT_MAX_K, DEFAULT_MAX_PIXELS, DEFAULT_MAX_UPLOAD_BYTES
+from .thumbnails import DEFAULT_MAX_BYTES, DEFAULT_SIZE
+
+ENV_API_KEY = "MMRETRIEVE_API_KEY"
+LOOPBACK = {"127.0.0.1", "::1", "localhost"}
+
+
+@click.command("serve")
+@click.option(
+    "--index",
+    "index_path",
+    envvar=ENV_INDEX,
+    default="mmretrieve-index",
+    show_default=True,
+    help=f"Index directory or store URI (env {ENV_INDEX}).",
+)
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to listen on. Use 0.0.0.0 only on a trusted network, with --api-key.",
+)
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=8000,
+    show_default=True,
+    help="TCP port to listen on.",
+)
+@click.option(
+    "--api-key",
+    envvar=ENV_API_KEY,
+    default=None,
+    help=f"Require this key in the X-API-Key header on API calls (env {ENV_API_KEY}). "
+    "The page and /health stay open; the page asks for the key.",
+)
+@click.option(
+    "--cors-origin",
+    "cors_origins",
+    multiple=True,
+    metavar="ORIGIN",
+    help="Allow browser calls from this origin, e.g. https://example.org "
+    "(repeatable; none by default).",
+)
+@click.option(
+    "--max-upload-bytes",
+    type=click.IntRange(1024),
+    default=DEFAULT_MAX_UPLOAD_BYTES,
+    show_default=True,
+    help="Largest uploaded query image in bytes (bigger: 413).",
+)
+@click.option(
+    "--max-pixels",
+    type=click.IntRange(1),
+    default=DEFAULT_MAX_PIXELS,
+    show_default=True,
+    help="Largest uploaded query image in pixels (bigger: 422).",
+)
+@click.option(
+    "--max-k",
+    type=click.IntRange(1, 1000),
+    default=DEFAULT_MAX_K,
+    show_default=True,
+    help="Largest k a client may ask for.",
+)
+@click.option(
+    "--thumbnail-size",
+    type=click.IntRange(16, 2048),
+    default=DEFAULT_SIZE,
+    show_default=True,
+    help="Longest side of thumbnails in pixels.",
+)
+@click.option(
+    "--thumbnail-cache",
+    "thumbnail_cache",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Directory for cached thumbnails (default: a private temporary directory).",
+)
+@click.option(
+    "--thumbnail-cache-bytes",
+    type=click.IntRange(0),
+    default=DEFAULT_MAX_BYTES,
+    show_default=True,
+    help="Most bytes the thumbnail cache may hold.",
+)
+@click.option(
+    "--device",
+    envvar=ENV_DEVICE,
+    default=None,
+    help=f"torch device for the query encoders, e.g. cpu or cuda (env {ENV_DEVICE}).",
+)
+@click.option(
+    "--log-level",
+    type=click.Choice(["critical", "error", "warning", "info", "debug"]),
+    default="info",
+    show_default=True,
+    help="uvicorn log level.",
+)
+def serve_cmd(
+    index_path: str,
+    host: str,
+    port: int,
+    api_key: str | None,
+    cors_origins: tuple[str, ...],
+    max_upload_bytes: int,
+    max_pixels: int,
+    max_k: int,
+    thumbnail_size: int,
+    thumbnail_cache: Path | None,
+    thumbnail_cache_bytes: int,
+    device: str | None,
+    log_level: str,
+) -> None:
+    """Serve the search API and web page for an index (needs the ``server`` extra).
+
+    The page is at http://HOST:PORT/ and the API documentation at /docs. Binds the loopback
+    address by default; nothing but the index's own images is ever served.
+
+    \b
+    Example:
+      mmretrieve serve --index ./idx
+      mmretrieve serve --index ./idx --port 9000 --api-key "$(openssl rand -hex 16)"
+      curl -s localhost:8000/search -H 'content-type: application/json' \\
+           -d '{"text": "Bat man", "k": 5}'
+    """
+    try:
+        uvicorn = require("uvicorn", "server")
+        from ..api import Index
+        from .http import create_app
+
+        index = Index.open(index_path, create=False, settings=settings_from_env(device=device))
+        app = create_app(
+            index,
+            api_key=api_key or None,
+            max_upload_bytes=max_upload_bytes,
+            max_pixels=max_pixels,
+            max_k=max_k,
+            cors_origins=list(cors_origins) or None,
+            thumbnail_size=thumbnail_size,
+            thumbnail_cache_dir=str(thumbnail_cache) if thumbnail_cache else None,
+            thumbnail_cache_bytes=thumbnail_cache_bytes,
+        )
+    except MMRetrieveError as exc:
+        click.echo(f"error: {exc}", err=True)
+        raise SystemExit(exc.exit_code) from None
+    if host not in LOOPBACK and not api_key:
+        click.echo(
+            f"warning: serving on {host} without --api-key: anyone who can reach this "
+            "address can search the index and read its images.",
+            err=True,
+        )
+    click.echo(
+        f"mmretrieve: serving {index_path} on http://{_url_host(host)}:{port}/ (API docs at /docs)",
+        err=True,
+    )
+    with index:
+        uvicorn.run(app, host=host, port=port, log_level=log_level, server_header=False)
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+if __name__ == "__main__":  # pragma: no cover - `python -m mmretrieve.interfaces.cli_serve`
+    serve_cmd()

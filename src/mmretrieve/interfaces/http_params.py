@@ -1,0 +1,260 @@
+"""Request parsing and response shaping for the HTTP API (no FastAPI needed to import).
+
+A search request arrives as JSON or as a multipart form; both become one :class:`SearchParams`.
+Responses keep the CLI's JSON shape (``render.result_dict``) with image URLs in place of server
+file paths.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+from ..errors import (
+    BadInputError,
+    IndexMismatchError,
+    IndexNotFoundError,
+    MMRetrieveError,
+    ModelLoadError,
+    ModelNotFoundError,
+    UsageError,
+)
+from .render import result_dict
+
+if TYPE_CHECKING:
+    from ..api import Index
+
+FUSION_METHODS = ("rrf", "minmax", "zscore", "dbsf")
+FILTER_KEYS = ("article_ids",)
+
+
+class HTTPProblem(Exception):
+    """An error answered with ``status`` and ``{"detail": message}``."""
+
+    def __init__(self, status: int, message: str, headers: Mapping[str, str] | None = None):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.headers = dict(headers or {})
+
+
+@dataclass(frozen=True)
+class SearchParams:
+    """One search request, whether it came as JSON or as a multipart form."""
+
+    text: str | None
+    image: bytes | None
+    image_name: str | None
+    k: int
+    weights: dict[str, float] | None
+    method: str | None
+    article_ids: list[str] | None
+
+
+def status_for(exc: MMRetrieveError) -> int:
+    """The HTTP status of a user-facing mmretrieve error."""
+    if isinstance(exc, (UsageError, BadInputError)):
+        return 422
+    if isinstance(exc, IndexNotFoundError):
+        return 404
+    if isinstance(exc, IndexMismatchError):
+        return 409
+    if isinstance(exc, (ModelNotFoundError, ModelLoadError)):
+        return 503
+    return 500
+
+
+def key_matches(expected: str | None, headers: Mapping[str, str]) -> bool:
+    """True when no key is configured, or ``X-API-Key`` / ``Authorization: Bearer`` carries it.
+    Compared in constant time."""
+    if expected is None:
+        return True
+    given = headers.get("x-api-key")
+    if given is None:
+        scheme, _, token = (headers.get("authorization") or "").partition(" ")
+        given = token.strip() if scheme.lower() == "bearer" else None
+    return given is not None and hmac.compare_digest(given.encode(), expected.encode())
+
+
+def parse_k(value: Any, max_k: int) -> int:
+    try:
+        k = int(value)
+    except (TypeError, ValueError):
+        raise HTTPProblem(422, f"k must be a whole number, got {value!r}") from None
+    if not 1 <= k <= max_k:
+        raise HTTPProblem(422, f"k must be between 1 and {max_k}, got {k}")
+    return k
+
+
+def parse_method(value: Any) -> str | None:
+    if value in (None, ""):
+        return None
+    if value not in FUSION_METHODS:
+        raise HTTPProblem(422, f"method must be one of {', '.join(FUSION_METHODS)}")
+    return str(value)
+
+
+def parse_weights_value(value: Any) -> dict[str, float] | None:
+    """A mapping, a JSON object string, or ``route=w,route=w`` text."""
+    from ..retrieval.weights import parse_weights
+
+    if value in (None, ""):
+        return None
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("{"):
+            try:
+                value = json.loads(text)
+            except ValueError:
+                raise HTTPProblem(422, "weights is not valid JSON") from None
+        else:
+            return parse_weights([part for part in text.split(",") if part.strip()]) or None
+    if not isinstance(value, Mapping):
+        raise HTTPProblem(422, "weights must be an object mapping route names to numbers")
+    try:
+        return {str(name): float(w) for name, w in value.items()}
+    except (TypeError, ValueError):
+        raise HTTPProblem(422, "every weight must be a number") from None
+
+
+def _decode_base64(data: str) -> bytes:
+    if data.startswith("data:"):  # a data: URL from a browser
+        data = data.partition(",")[2]
+    try:
+        return base64.b64decode(data, validate=True)
+    except (binascii.Error, ValueError):
+        raise HTTPProblem(422, "image is not valid base64") from None
+
+
+def params_from_json(body: bytes, max_k: int) -> SearchParams:
+    """Parse a JSON search request: text, image (base64), k, weights, method, filters."""
+    try:
+        data = json.loads(body or b"null")
+    except ValueError:
+        raise HTTPProblem(422, "the request body is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise HTTPProblem(422, "the request body must be a JSON object")
+    unknown = set(data) - {"text", "image", "k", "weights", "method", "filters"}
+    if unknown:
+        raise HTTPProblem(422, f"unknown fields: {', '.join(sorted(unknown))}")
+    text, image = data.get("text"), data.get("image")
+    if text is not None and not isinstance(text, str):
+        raise HTTPProblem(422, "text must be a string")
+    if image is not None and not isinstance(image, str):
+        raise HTTPProblem(422, "image must be a base64 string")
+    filters = data.get("filters") or {}
+    if not isinstance(filters, dict) or set(filters) - set(FILTER_KEYS):
+        raise HTTPProblem(422, f"filters may only hold: {', '.join(FILTER_KEYS)}")
+    ids = filters.get("article_ids")
+    if ids is not None and not (isinstance(ids, list) and all(isinstance(i, str) for i in ids)):
+        raise HTTPProblem(422, "filters.article_ids must be a list of strings")
+    return SearchParams(
+        text=text,
+        image=_decode_base64(image) if image else None,
+        image_name="base64 image" if image else None,
+        k=parse_k(data.get("k", 10), max_k),
+        weights=parse_weights_value(data.get("weights")),
+        method=parse_method(data.get("method")),
+        article_ids=ids,
+    )
+
+
+def _image_links(hit: dict[str, Any]) -> None:
+    """Replace a server file path with the URLs that serve the image (paths stay private)."""
+    if hit.get("kind") != "image":
+        return
+    hit.pop("uri", None)
+    url = f"/images/{quote(hit['id'], safe='')}"
+    hit.update(url=url, thumbnail_url=f"{url}/thumbnail")
+
+
+def response_dict(result: Any, query: Mapping[str, Any], warnings: Sequence[str]) -> dict[str, Any]:
+    """The CLI's JSON shape (render.result_dict), with image URLs instead of file paths."""
+    out = result_dict(result, query)
+    for group in out["articles"]:
+        for hit in group["images"]:
+            _image_links(hit)
+    for hit in out["hits"]:
+        _image_links(hit)
+    out["warnings"] = list(warnings)
+    return out
+
+
+def json_default(value: Any) -> Any:
+    if hasattr(value, "item"):  # numpy scalars
+        return value.item()
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    return str(value)
+
+
+def random_model_warnings(index: Index) -> list[str]:
+    return [
+        f"model {info.get('name')} has RANDOM weights (made for testing); results mean nothing"
+        for info in index.loaded_models()
+        if info.get("random")
+    ]
+
+
+def json_schema(max_k: int) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "text": {"type": "string", "description": "Words to search for."},
+            "image": {
+                "type": "string",
+                "format": "byte",
+                "description": "An image file's bytes in base64 (a data: URL works too).",
+            },
+            "k": {
+                "type": "integer",
+                "minimum": 1,
+                "maximum": max_k,
+                "default": 10,
+                "description": "How many articles to return.",
+            },
+            "weights": {
+                "type": "object",
+                "additionalProperties": {"type": "number"},
+                "description": "Route or route-family weights, e.g. "
+                '{"text->passage:bm25": 0.5, "image->image": 2}.',
+            },
+            "method": {"type": "string", "enum": list(FUSION_METHODS)},
+            "filters": {
+                "type": "object",
+                "properties": {
+                    "article_ids": {
+                        "type": "array",
+                        "items": {"type": "string"},
+                        "description": "Only search within these articles.",
+                    }
+                },
+            },
+        },
+        "example": {"text": "Bat man", "k": 5},
+    }
+
+
+def form_schema(max_k: int) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "properties": {
+            "text": {"type": "string"},
+            "image": {"type": "string", "format": "binary", "description": "An image file."},
+            "k": {"type": "integer", "minimum": 1, "maximum": max_k, "default": 10},
+            "weights": {"type": "string", "description": "route=w,route=w or a JSON object."},
+            "method": {"type": "string", "enum": list(FUSION_METHODS)},
+            "article_id": {
+                "type": "array",
+                "items": {"type": "string"},
+                "description": "Only search within this article (repeatable).",
+            },
+        },
+    }
