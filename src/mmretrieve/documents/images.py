@@ -87,8 +87,13 @@ def load_image(
     return rgb
 
 
+# EXIF orientations that turn the picture by 90 degrees: its displayed width is its stored height.
+_QUARTER_TURNS = frozenset({5, 6, 7, 8})
+
+
 def probe_image(path: str | Path) -> tuple[int, int, str]:
-    """``(width, height, format)`` read from the file's header only; no pixel is decoded."""
+    """``(width, height, format)`` read from the file's header only; no pixel is decoded. The
+    size is the displayed one, EXIF orientation applied, as :func:`load_image` returns it."""
     from PIL import Image
 
     name, fp = _open(path, None)
@@ -97,6 +102,8 @@ def probe_image(path: str | Path) -> tuple[int, int, str]:
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(fp) as img:
                 width, height = img.size
+                if _orientation(img) in _QUARTER_TURNS:
+                    width, height = height, width
                 return width, height, str(img.format)
     except Image.DecompressionBombError as exc:
         raise BadInputError(f"image too large (decompression bomb): {name}: {exc}") from exc
@@ -127,6 +134,15 @@ def _open(source: str | Path | bytes, max_bytes: int | None) -> tuple[str, Binar
         return name, open(name, "rb")  # noqa: SIM115 - closed by the caller's finally
     except OSError as exc:
         raise BadInputError(f"cannot read {name}: {exc.strerror or exc}") from exc
+
+
+def _orientation(img: PILImage) -> int:
+    """The EXIF orientation tag (1 = as stored) of an opened image; 1 when absent or broken."""
+    try:
+        value = img.getexif().get(0x0112, 1)
+        return int(value) if isinstance(value, int) else 1
+    except Exception:  # a broken EXIF block: treat the picture as stored
+        return 1
 
 
 def _exif_transpose(img: PILImage) -> None:

@@ -8,7 +8,13 @@ import click
 
 from ..config import ENV_DEVICE, ENV_INDEX, settings_from_env
 from ..errors import MMRetrieveError, require
-from .http import DEFAULT_MAX_K, DEFAULT_MAX_PIXELS, DEFAULT_MAX_UPLOAD_BYTES
+from .http import (
+    DEFAULT_MAX_K,
+    DEFAULT_MAX_PIXELS,
+    DEFAULT_MAX_UPLOAD_BYTES,
+    DEFAULT_REQUEST_TIMEOUT,
+)
+from .http_guard import guarded_protocol
 from .thumbnails import DEFAULT_MAX_BYTES, DEFAULT_SIZE
 
 ENV_API_KEY = "MMRETRIEVE_API_KEY"
@@ -95,6 +101,14 @@ LOOPBACK = {"127.0.0.1", "::1", "localhost"}
     help="Most bytes the thumbnail cache may hold.",
 )
 @click.option(
+    "--request-timeout",
+    type=click.FloatRange(0.1, 3600),
+    default=DEFAULT_REQUEST_TIMEOUT,
+    show_default=True,
+    help="Seconds a client has to send its request headers, then its body, and a search may "
+    "wait for the one before it (then 408 or 503; slow clients are disconnected).",
+)
+@click.option(
     "--device",
     envvar=ENV_DEVICE,
     default=None,
@@ -119,6 +133,7 @@ def serve_cmd(
     thumbnail_size: int,
     thumbnail_cache: Path | None,
     thumbnail_cache_bytes: int,
+    request_timeout: float,
     device: str | None,
     log_level: str,
 ) -> None:
@@ -150,6 +165,7 @@ def serve_cmd(
             thumbnail_size=thumbnail_size,
             thumbnail_cache_dir=str(thumbnail_cache) if thumbnail_cache else None,
             thumbnail_cache_bytes=thumbnail_cache_bytes,
+            request_timeout=request_timeout,
         )
     except MMRetrieveError as exc:
         click.echo(f"error: {exc}", err=True)
@@ -165,7 +181,14 @@ def serve_cmd(
         err=True,
     )
     with index:
-        uvicorn.run(app, host=host, port=port, log_level=log_level, server_header=False)
+        uvicorn.run(
+            app,
+            host=host,
+            port=port,
+            log_level=log_level,
+            server_header=False,
+            http=guarded_protocol(request_timeout),
+        )
 
 
 def _url_host(host: str) -> str:

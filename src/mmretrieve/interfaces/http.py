@@ -14,6 +14,7 @@ never joined into a path.
 # annotations at runtime in the module's globals, and our endpoints are defined inside
 # create_app with FastAPI's types imported lazily (the ``server`` extra is optional).
 
+import asyncio
 import contextlib
 import json
 import mimetypes
@@ -50,6 +51,7 @@ if TYPE_CHECKING:
 DEFAULT_MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 DEFAULT_MAX_PIXELS = 40_000_000
 DEFAULT_MAX_K = 100
+DEFAULT_REQUEST_TIMEOUT = 30.0
 _FORM_SLACK = 64 * 1024  # multipart boundaries and text fields around an uploaded image
 UI_ASSETS = {
     "index.html": "text/html; charset=utf-8",
@@ -77,6 +79,7 @@ def create_app(
     thumbnail_size: int = DEFAULT_SIZE,
     thumbnail_cache_dir: str | None = None,
     thumbnail_cache_bytes: int = DEFAULT_MAX_BYTES,
+    request_timeout: float = DEFAULT_REQUEST_TIMEOUT,
 ) -> "FastAPI":
     """A FastAPI app serving ``index``: the search API, item and thumbnail endpoints, and the page.
 
@@ -86,6 +89,8 @@ def create_app(
     origins allowed to call the API from other sites (none by default). Thumbnails are at most
     ``thumbnail_size`` pixels on their longest side, cached in ``thumbnail_cache_dir`` (a private
     temporary directory by default) holding at most ``thumbnail_cache_bytes``.
+    ``request_timeout``: seconds a client has to send a request body (408 after it), and a
+    search may wait for the one before it to finish (503 after it).
     """
     require("fastapi", "server")
     require("multipart", "server", "python-multipart")
@@ -186,10 +191,19 @@ def create_app(
         if declared.isdigit() and int(declared) > limit:
             raise too_big
         body = bytearray()
-        async for chunk in request.stream():
-            body.extend(chunk)
-            if len(body) > limit:
-                raise too_big
+
+        async def read() -> None:
+            async for chunk in request.stream():
+                body.extend(chunk)
+                if len(body) > limit:
+                    raise too_big
+
+        try:  # a client that trickles its body must not hold the server forever
+            await asyncio.wait_for(read(), request_timeout)
+        except asyncio.TimeoutError:
+            raise HTTPProblem(
+                408, f"request body not received within {request_timeout:g} s"
+            ) from None
         return bytes(body)
 
     async def params_from_form(request: Request, body: bytes) -> SearchParams:
@@ -231,7 +245,10 @@ def create_app(
                     413, f"image too large: {len(params.image)} bytes (limit {max_upload_bytes})"
                 )
             picture = load_image(params.image, max_pixels=max_pixels, max_bytes=max_upload_bytes)
-        with search_lock:
+        # Queries run one at a time; one that cannot start in time is refused, not queued forever.
+        if not search_lock.acquire(timeout=request_timeout):
+            raise HTTPProblem(503, "the server is busy: try again", {"Retry-After": "1"})
+        try:
             result = index.search(
                 text=params.text,
                 image=picture,
@@ -241,6 +258,8 @@ def create_app(
                 article_ids=params.article_ids,
             )
             warnings = random_model_warnings(index)
+        finally:
+            search_lock.release()
         query = {"text": params.text, "image": params.image_name, "k": params.k}
         return response_dict(result, query, warnings)
 
@@ -280,7 +299,9 @@ def create_app(
         if found is None:
             raise HTTPProblem(404, f"no image with id {image_id!r}")
         path = found.uri or ""
-        if not (os.path.isabs(path) and os.path.isfile(path)):
+        # The indexed path is a real path (sources resolve links, and refuse links that leave
+        # the corpus): one that now resolves elsewhere was swapped for a link after indexing.
+        if not (os.path.isabs(path) and os.path.isfile(path)) or os.path.realpath(path) != path:
             raise HTTPProblem(404, f"the file of image {image_id!r} is no longer available")
         return {"id": found.id, "uri": path, "sha256": found.sha256}
 

@@ -38,11 +38,13 @@ def _zscore(items: Ranked[K], k: int) -> dict[K, float]:
 
 
 def _dbsf(items: Ranked[K], k: int) -> dict[K, float]:
-    """Distribution-based score fusion: scale by mean ± 3 standard deviations, clip to [0, 1]."""
+    """Distribution-based score fusion: scale by mean ± 3 standard deviations, clip to [0, 1].
+    Equal scores all sit at the mean, which this scale puts at 0.5 (1.0 would make raising one
+    of them lower its fused score: not monotonic)."""
     scores = [s for _, s in items]
     mu, sigma = fmean(scores), pstdev(scores)
     if sigma < 1e-12:
-        return {key: 1.0 for key, _ in items}
+        return {key: 0.5 for key, _ in items}
     lo, hi = mu - 3 * sigma, mu + 3 * sigma
     return {key: min(1.0, max(0.0, (s - lo) / (hi - lo))) for key, s in items}
 

@@ -15,7 +15,8 @@ from . import weights as R
 Key = tuple[str, str]
 Ranked = list[tuple[Key, float]]
 
-PASSAGE_FIELDS = ("id", "article_id", "text", "position", "section")
+# content_hash: the searcher checks it against the article row, to leave out half-written articles.
+PASSAGE_FIELDS = ("id", "article_id", "text", "position", "section", "content_hash")
 IMAGE_FIELDS = ("id", "article_id", "uri", "caption", "alt_text", "width", "height")
 VOTE_K = 10  # rank damping for image votes, like RRF's k: the top images dominate
 PASSAGES_PER_VOTED_ARTICLE = 3

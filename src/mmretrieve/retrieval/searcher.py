@@ -10,11 +10,11 @@ from typing import Any
 from ..documents.images import load_image
 from ..encoders.base import ImageTextEncoder, TextEncoder
 from ..errors import UsageError
-from ..store.base import ARTICLES, Store
+from ..store.base import ARTICLES, Row, Store
 from ..types import Article, Hit, ImageInput, Query, SearchResult
 from .fusion import fuse
 from .grouping import group_by_article
-from .routes import Key, QueryVectors, RouteRunner
+from .routes import Key, QueryVectors, Ranked, RouteRunner
 from .weights import resolve_weights
 
 DEFAULT_METHOD = "rrf"
@@ -103,13 +103,16 @@ class Searcher:
         timings["search_ms"] = (time.perf_counter() - t0) * 1000
 
         t0 = time.perf_counter()
+        # One batched lookup serves both the completeness check and the grouping.
+        rows = _article_rows(self.store, (r.get("article_id") for r in runner.rows.values()))
+        route_lists = drop_half_written(route_lists, runner.rows, rows)
         fused = fuse(route_lists, weights, method=options.method)
         per_route: dict[Key, dict[str, float]] = {}
         for name, items in route_lists.items():
             for key, score in items:
                 per_route.setdefault(key, {})[name] = score
         hits = [_hit(key, score, runner.rows[key], per_route[key]) for key, score in fused]
-        articles = load_articles(self.store, (h.article_id for h in hits if h.article_id))
+        articles = {id_: _article(row) for id_, row in rows.items()}
         grouped = group_by_article(
             hits, articles, options.k, options.passages_per_article, options.images_per_article
         )
@@ -122,17 +125,47 @@ class Searcher:
 
 def load_articles(store: Store, ids: Iterable[str]) -> dict[str, Article]:
     """Articles by id (without their text); unknown ids are left out."""
-    rows = store.get(ARTICLES, sorted(set(ids)), ("id", "title", "url", "license", "source"))
-    return {
-        r["id"]: Article(
-            id=r["id"],
-            title=r["title"],
-            url=r.get("url"),
-            license=r.get("license"),
-            source=r.get("source"),
-        )
-        for r in rows
-    }
+    return {id_: _article(row) for id_, row in _article_rows(store, ids).items()}
+
+
+def _article_rows(store: Store, ids: Iterable[str | None]) -> dict[str, Row]:
+    wanted = sorted({i for i in ids if i})
+    if not wanted:
+        return {}
+    fields = ("id", "title", "url", "license", "source", "content_hash")
+    return {r["id"]: r for r in store.get(ARTICLES, wanted, fields)}
+
+
+def _article(row: Mapping[str, Any]) -> Article:
+    return Article(
+        id=row["id"],
+        title=row["title"],
+        url=row.get("url"),
+        license=row.get("license"),
+        source=row.get("source"),
+    )
+
+
+def drop_half_written(
+    route_lists: Mapping[str, Ranked], rows: Mapping[Key, Row], articles: Mapping[str, Row]
+) -> dict[str, Ranked]:
+    """``route_lists`` without the passages of articles the indexer is still writing.
+
+    The indexer writes an article's passages first and its article row last (indexing.py), and
+    every passage carries its article's content hash. A passage whose article row is missing, or
+    holds another hash (an edit in progress), is part of a half-written article: it is dropped
+    before fusion, so a search sees each article either as last completely written or not at
+    all. Images stand on their own (an image may belong to no indexed article) and are kept.
+    """
+
+    def complete(key: Key) -> bool:
+        if key[0] != "passage":
+            return True
+        row = rows[key]
+        article = articles.get(row.get("article_id") or "")
+        return article is not None and row.get("content_hash") == article.get("content_hash")
+
+    return {name: [it for it in items if complete(it[0])] for name, items in route_lists.items()}
 
 
 def _hit(key: Key, score: float, row: Mapping[str, Any], routes: Mapping[str, float]) -> Hit:

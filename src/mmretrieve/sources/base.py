@@ -81,8 +81,30 @@ def is_hidden(name: str) -> bool:
     return name.startswith(".")
 
 
-def read_article(path: Path) -> str | Skipped:
-    """The article text in ``path``, or a Skipped saying why it cannot be used."""
+def outside_link(path: Path, root: Path, kind: str) -> Skipped | None:
+    """A Skipped when ``path`` is a symlink to a file outside ``root`` (the corpus), else None.
+
+    Such files are refused at index time, so that neither their bytes (images, served by the
+    HTTP API) nor their text (passages) can ever leave the machine through the index. Paths
+    that reach a file through a symlinked *folder* are only ever named by a listing
+    (images.jsonl), a deliberate act of the corpus author; scanning never enters such folders.
+    """
+    if not path.is_symlink():
+        return None
+    try:
+        target = path.resolve(strict=True)
+    except (OSError, RuntimeError):
+        return None  # a broken or looping link: the reader reports it
+    if target.is_relative_to(root.resolve()):
+        return None
+    return Skipped(str(path), f"symlink to a file outside the corpus: {target}", kind)
+
+
+def read_article(path: Path, root: Path | None = None) -> str | Skipped:
+    """The article text in ``path``, or a Skipped saying why it cannot be used. With ``root``,
+    a symlink to a file outside it is refused (:func:`outside_link`)."""
+    if root is not None and (outside := outside_link(path, root, "article")) is not None:
+        return outside
     try:
         text = read_text_file(path, max_bytes=MAX_ARTICLE_BYTES)
     except BadInputError as exc:
@@ -164,10 +186,18 @@ def image_item(
     article_id: str | None,
     path: Path,
     meta: dict[str, Any] | None = None,
+    root: Path | None = None,
 ) -> Image | Skipped:
-    """An Image for the file at ``path`` with optional metadata, or a Skipped if it is gone."""
-    if not path.is_file():  # also catches broken symlinks
+    """An Image for the file at ``path`` with optional metadata, or a Skipped if it is gone
+    (or, with ``root``, a symlink to a file outside it: :func:`outside_link`)."""
+    if not path.is_file():
+        if path.is_symlink():
+            return Skipped(
+                str(path), "broken symbolic link (its target is missing, or a link loop)", "image"
+            )
         return Skipped(str(path), "image file missing", "image")
+    if root is not None and (outside := outside_link(path, root, "image")) is not None:
+        return outside
     meta = meta or {}
     return Image(
         id=image_id,

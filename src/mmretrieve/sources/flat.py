@@ -62,19 +62,19 @@ class FlatSource(Source):
                 continue
             meta = manifest.pop(name, None)
             if entry.suffix.lower() in ARTICLE_SUFFIXES:
-                yield from _article(entry, articles)
+                yield from _article(entry, articles, self.root)
             else:
-                yield _image(name, entry, meta, images)
+                yield _image(name, entry, meta, images, self.root)
         # What remains in the manifest was not found directly in the folder.
         for key in sorted(manifest):
             path = relative_file(self.root, key)
             if path is None:
                 yield Skipped(key, f"image path must stay inside {self.root}", "image")
             else:
-                yield _image(key, path, manifest[key], images)
+                yield _image(key, path, manifest[key], images, self.root)
 
 
-def _article(path: Path, seen: IdRegistry) -> Iterator[Item]:
+def _article(path: Path, seen: IdRegistry, root: Path) -> Iterator[Item]:
     title = path.stem
     if not title.strip():
         yield Skipped(str(path), "article file has no title (empty file stem)", "article")
@@ -83,14 +83,16 @@ def _article(path: Path, seen: IdRegistry) -> Iterator[Item]:
     if duplicate is not None:
         yield duplicate
         return
-    text = read_article(path)
+    text = read_article(path, root)
     if isinstance(text, Skipped):
         yield text
     else:
         yield Article(id=title, title=title, text=text, source=str(path))
 
 
-def _image(image_id: str, path: Path, meta: dict[str, Any] | None, seen: IdRegistry) -> Item:
+def _image(
+    image_id: str, path: Path, meta: dict[str, Any] | None, seen: IdRegistry, root: Path
+) -> Item:
     """An image, or why not. A manifest line may give the image its own ``id``."""
     skipped = skip_unless_raster(path, listed=meta is not None)
     if skipped is not None:
@@ -99,7 +101,7 @@ def _image(image_id: str, path: Path, meta: dict[str, Any] | None, seen: IdRegis
     if meta is not None:
         article_id = text_field(meta, "article_id") or text_field(meta, "title")
         image_id = text_field(meta, "id") or image_id
-    return seen.claim(image_id, str(path)) or image_item(image_id, article_id, path, meta)
+    return seen.claim(image_id, str(path)) or image_item(image_id, article_id, path, meta, root)
 
 
 def _read_manifest(path: Path) -> tuple[dict[str, dict[str, Any]], list[Skipped]]:

@@ -60,6 +60,8 @@ class FolderSource(Source):
                 yield Skipped(str(entry), "symlinked folder not followed")
             elif entry.is_dir():
                 yield from self._article_dir(entry, articles, images)
+            elif not entry.is_symlink() and not entry.exists():
+                yield Skipped(str(entry), "disappeared during the run")
             else:
                 yield Skipped(str(entry), "not inside an article folder")
 
@@ -67,6 +69,9 @@ class FolderSource(Source):
         self, folder: Path, articles: IdRegistry, images: IdRegistry
     ) -> Iterator[Item]:
         article_file = next((folder / n for n in ARTICLE_FILES if (folder / n).is_file()), None)
+        if article_file is None and not folder.is_dir():
+            yield Skipped(str(folder), "folder disappeared during the run", "article")
+            return
         if article_file is None:
             yield Skipped(str(folder), "no article.txt or article.md in this folder", "article")
             return
@@ -80,7 +85,7 @@ class FolderSource(Source):
         if duplicate is not None:
             yield duplicate  # its images would collide with the first article's image ids
             return
-        text = read_article(article_file)
+        text = read_article(article_file, self.root)
         if isinstance(text, Skipped):
             yield text  # its images are still worth indexing; the indexer decides
         else:
@@ -92,7 +97,7 @@ class FolderSource(Source):
                 license=text_field(meta, "license"),
                 source=str(article_file),
             )
-        yield from _images(folder, article_id, images)
+        yield from _images(folder, article_id, images, self.root)
 
 
 def _read_meta(path: Path) -> dict[str, Any] | Skipped:
@@ -109,7 +114,7 @@ def _read_meta(path: Path) -> dict[str, Any] | Skipped:
     return meta
 
 
-def _images(folder: Path, article_id: str, seen: IdRegistry) -> Iterator[Item]:
+def _images(folder: Path, article_id: str, seen: IdRegistry, root: Path) -> Iterator[Item]:
     listed, problems = _read_listing(folder / IMAGES_FILE)
     yield from problems
     used: set[str] = set()
@@ -130,7 +135,9 @@ def _images(folder: Path, article_id: str, seen: IdRegistry) -> Iterator[Item]:
             yield skipped
             continue
         image_id = f"{article_id}/{rel}"
-        yield seen.claim(image_id, str(entry)) or image_item(image_id, article_id, entry, meta)
+        yield seen.claim(image_id, str(entry)) or image_item(
+            image_id, article_id, entry, meta, root
+        )
     for key in sorted(listed.keys() - used):
         yield Skipped(str(folder / key), f"image file missing (listed in {IMAGES_FILE})", "image")
 

@@ -93,5 +93,5 @@ class JsonlSource(Source):
             else:
                 image_id = text_field(obj, "id") or Path(file).as_posix()
                 yield seen.claim(image_id, where) or image_item(
-                    image_id, text_field(obj, "article_id"), path, obj
+                    image_id, text_field(obj, "article_id"), path, obj, folder
                 )
