@@ -171,9 +171,11 @@ class RouteRunner:
         has_text = q.text is not None
         no_text, no_image = "no text in the query", "no image in the query"
         no_clip = "index has no image model"
+        lexical = getattr(self.store, "supports_text_search", True)
+        no_lexical = "lexical route unavailable on this store"
         if want(R.TEXT_PASSAGE_DENSE, has_text, no_text):
             results[R.TEXT_PASSAGE_DENSE] = self.text_passage_dense(q)
-        if want(R.TEXT_PASSAGE_BM25, has_text, no_text):
+        if want(R.TEXT_PASSAGE_BM25, has_text and lexical, no_text if not has_text else no_lexical):
             results[R.TEXT_PASSAGE_BM25] = self.text_passage_bm25(q)
         if want(
             R.TEXT_IMAGE_CLIP, has_text and self.has_images, no_text if not has_text else no_clip
@@ -183,9 +185,10 @@ class RouteRunner:
             R.TEXT_IMAGE_CAPTION, has_text and self.has_images, no_text if not has_text else no_clip
         ):
             results[R.TEXT_IMAGE_CAPTION] = self.text_image_caption(q)
-        if want(
-            R.TEXT_IMAGE_BM25, has_text and self.has_images, no_text if not has_text else no_clip
-        ):
+        image_bm25_reason = (
+            no_text if not has_text else no_clip if not self.has_images else no_lexical
+        )
+        if want(R.TEXT_IMAGE_BM25, has_text and self.has_images and lexical, image_bm25_reason):
             results[R.TEXT_IMAGE_BM25] = self.text_image_bm25(q)
         has_image = q.clip_image is not None
         for name in R.IMAGE_ROUTES:

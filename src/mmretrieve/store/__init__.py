@@ -1,4 +1,5 @@
-"""Stores are named by URI: ``lance://PATH`` (default; a plain path means this), later others."""
+"""Stores are named by URI: ``lance://PATH`` (default; a plain path means this),
+``milvus://HOST:PORT/NAME`` (a Milvus server or cluster), ``milvus-lite://FILE.db``."""
 
 from __future__ import annotations
 
@@ -19,8 +20,20 @@ def _lance(location: str) -> Store:
     return LanceStore(location)
 
 
+def _milvus(location: str) -> Store:
+    from .milvus import open_milvus
+
+    return open_milvus(location)
+
+
+def _milvus_lite(location: str) -> Store:
+    from .milvus import open_milvus_lite
+
+    return open_milvus_lite(location)
+
+
 # Explicit registry of URI schemes; a plain path is the embedded default.
-BACKENDS = {"lance": _lance}
+BACKENDS = {"lance": _lance, "milvus": _milvus, "milvus-lite": _milvus_lite}
 
 
 def open_store(uri: str | Path) -> Store:
