@@ -1,8 +1,9 @@
 """Fusing ranked lists from several routes into one ranking (DESIGN §6).
 
 Each route gives a list of (key, score), best first. Scores of different routes live on different
-scales (BM25 vs cosine, BGE vs CLIP), so the default fuses ranks (weighted reciprocal rank fusion);
-score-normalised alternatives are selectable. All functions are pure.
+scales (BM25 vs cosine, BGE vs CLIP), so each route's scores are normalised before a weighted sum:
+min-max (the default, chosen by the study in docs/QUALITY.md), z-score, distribution-based, or
+ranks only (weighted reciprocal rank fusion). All functions are pure.
 """
 
 from __future__ import annotations

@@ -1,0 +1,397 @@
+"""Run an evaluation: index a data set, run every query once, score each route and each fusion.
+
+Every query is encoded in batches and each route is asked once per query (the product's own
+:class:`~mmretrieve.retrieval.routes.RouteRunner` against the product's store). Single routes and
+all fusion settings are then scored from those same route lists with the product's own
+:func:`~mmretrieve.retrieval.fusion.fuse`, so the figures side by side differ only in how the
+lists are combined, and a fusion study costs no extra searching.
+
+Items are ranked as the product ranks them (passages and images in one fused list) and then mapped
+to the units that relevance is judged on: a passage counts as its article (= corpus document; a
+document's score is its best passage), an image as itself.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import UsageError
+from ..retrieval import weights as W
+from ..retrieval.fusion import METHODS, fuse
+from ..retrieval.routes import Key, QueryVectors, Ranked, RouteRunner
+from ..retrieval.searcher import DEFAULT_METHOD
+from .datasets import EvalDataset, EvalQuery
+from .metrics import dedupe, evaluate
+from .report import EvalReport
+
+DEFAULT_DEPTH = 100  # candidates per route: Recall@100 needs at least 100
+DEFAULT_BATCH = 64
+DEFAULT_NAME = "fusion:default"
+
+# --routes names: a set name, a family ("text->passage") or one route.
+ROUTE_SETS: dict[str, tuple[str, ...]] = {
+    "all": W.ALL_ROUTES,
+    "text": W.TEXT_ROUTES,
+    "image": W.IMAGE_ROUTES,
+    "text-passage": (W.TEXT_PASSAGE_DENSE, W.TEXT_PASSAGE_BM25),
+    "text-image": (W.TEXT_IMAGE_CLIP, W.TEXT_IMAGE_CAPTION, W.TEXT_IMAGE_BM25),
+    "image-image": (W.IMAGE_IMAGE,),
+    "image-passage": (W.IMAGE_PASSAGE_CLIP, W.IMAGE_PASSAGE_TITLE, W.IMAGE_PASSAGE_VOTES),
+    "dense": (W.TEXT_PASSAGE_DENSE,),
+    "bm25": (W.TEXT_PASSAGE_BM25,),
+    "lexical": (W.TEXT_PASSAGE_BM25, W.TEXT_IMAGE_BM25),
+}
+
+
+def parse_routes(specs: Sequence[str]) -> tuple[str, ...] | None:
+    """``["text-passage", "image->image"]`` (or comma-separated) -> route names; None = all."""
+    names = [s.strip() for spec in specs for s in spec.split(",") if s.strip()]
+    if not names:
+        return None
+    chosen: list[str] = []
+    for name in names:
+        if name in ROUTE_SETS:
+            chosen.extend(ROUTE_SETS[name])
+        elif name in W.ALL_ROUTES:
+            chosen.append(name)
+        elif any(r.split(":", 1)[0] == name for r in W.ALL_ROUTES):
+            chosen.extend(r for r in W.ALL_ROUTES if r.split(":", 1)[0] == name)
+        else:
+            raise UsageError(
+                f"unknown route or route set {name!r}; sets: {', '.join(ROUTE_SETS)}; "
+                f"routes: {', '.join(W.ALL_ROUTES)}"
+            )
+    return tuple(dict.fromkeys(chosen))
+
+
+@dataclass(frozen=True, slots=True)
+class FusionSetting:
+    """One way to combine the route lists."""
+
+    weights: Mapping[str, float]
+    method: str = DEFAULT_METHOD
+
+
+@dataclass
+class RouteRuns:
+    """What every route returned for every query, and the unit each item counts as."""
+
+    query_ids: list[str]
+    lists: list[dict[str, Ranked]]  # per query: route -> ranked (key, score)
+    units: dict[Key, str] = field(default_factory=dict)
+    ran: set[str] = field(default_factory=set)  # routes that returned something for some query
+    ok: set[str] = field(default_factory=set)  # routes that could run for some query
+    encode_s: float = 0.0
+    search_s: float = 0.0
+
+    def rankings(
+        self,
+        setting: FusionSetting | str,
+        exclude_self: bool = False,
+        depth: int = DEFAULT_DEPTH,
+        route_depth: int | None = None,
+    ) -> dict[str, list[str]]:
+        """Unit rankings per query: one route alone (by name) or a fusion setting.
+
+        ``route_depth`` cuts every route's list before fusing, to see what a search with fewer
+        candidates per route (the product fetches ``max(50, 5 * k)``) would rank."""
+        out: dict[str, list[str]] = {}
+        for qid, lists in zip(self.query_ids, self.lists, strict=True):
+            if route_depth is not None:
+                lists = {name: items[:route_depth] for name, items in lists.items()}
+            if isinstance(setting, str):
+                items = lists.get(setting, [])
+            else:
+                items = fuse(lists, setting.weights, method=setting.method)
+            units = dedupe(self.units[key] for key, _ in items)
+            if exclude_self:
+                units = [u for u in units if u != qid]
+            out[qid] = units[:depth]
+        return out
+
+
+# -- building and encoding ----------------------------------------------------------------------
+def needs_image_model(dataset: EvalDataset) -> bool:
+    return bool(dataset.images) or any(q.image for q in dataset.queries)
+
+
+def build_index(
+    index: Any, dataset: EvalDataset, progress: Callable[[str, int], None] | None = None
+) -> Any:
+    """Write the data set's articles and images into ``index`` (ids kept as they are)."""
+    from ..indexing import Indexer, IndexingOptions
+
+    s = index.settings
+    options = IndexingOptions(
+        chunk_tokens=s.chunk_tokens,
+        chunk_overlap=s.chunk_overlap,
+        text_batch_size=s.text_batch_size,
+        image_batch_size=s.image_batch_size,
+        write_batch_passages=s.write_batch_size,
+        max_image_pixels=s.max_image_pixels,
+        max_image_bytes=s.max_image_bytes,
+    )
+    indexer = Indexer(index.store, index.text_encoder, index.image_encoder, options, progress)
+    report = indexer.run([*dataset.articles, *dataset.images])
+    if report.skipped:
+        first = report.skipped[0]
+        raise UsageError(
+            f"{len(report.skipped)} items of the data set could not be indexed, so the figures "
+            f"would be wrong; first: {first.path}: {first.reason}"
+        )
+    return report
+
+
+def _batches(n: int, size: int) -> list[slice]:
+    return [slice(i, min(i + size, n)) for i in range(0, n, size)]
+
+
+def encode_queries(
+    index: Any, queries: Sequence[EvalQuery], batch_size: int = DEFAULT_BATCH
+) -> list[QueryVectors]:
+    """Every query encoded once per model, in batches."""
+    from ..documents.images import load_image
+
+    text_idx = [i for i, q in enumerate(queries) if q.text and q.text.strip()]
+    texts = [str(queries[i].text).strip() for i in text_idx]
+    bge: list[np.ndarray | None] = [None] * len(queries)
+    clip_text: list[np.ndarray | None] = [None] * len(queries)
+    clip_image: list[np.ndarray | None] = [None] * len(queries)
+    clip = index.image_encoder
+    for part in _batches(len(texts), batch_size):
+        vectors = index.text_encoder.encode_queries(texts[part])
+        clip_vectors = clip.encode_texts(texts[part]) if clip is not None else None
+        for j, i in enumerate(text_idx[part]):
+            bge[i] = vectors[j]
+            if clip_vectors is not None:
+                clip_text[i] = clip_vectors[j]
+    image_idx = [i for i, q in enumerate(queries) if q.image]
+    if image_idx and clip is None:
+        raise UsageError("the data set has image queries, but the index has no image model")
+    s = index.settings
+    for part in _batches(len(image_idx), batch_size):
+        pictures = [
+            load_image(
+                str(queries[i].image), max_pixels=s.max_image_pixels, max_bytes=s.max_image_bytes
+            )
+            for i in image_idx[part]
+        ]
+        vectors = clip.encode_images(pictures)
+        for j, i in enumerate(image_idx[part]):
+            clip_image[i] = vectors[j]
+    return [
+        QueryVectors(
+            text=str(q.text).strip() if bge[i] is not None else None,
+            bge=bge[i],
+            clip_text=clip_text[i],
+            clip_image=clip_image[i],
+        )
+        for i, q in enumerate(queries)
+    ]
+
+
+def collect_runs(
+    index: Any,
+    queries: Sequence[EvalQuery],
+    routes: Sequence[str],
+    *,
+    depth: int = DEFAULT_DEPTH,
+    batch_size: int = DEFAULT_BATCH,
+    progress: bool = False,
+) -> RouteRuns:
+    """Encode all queries, then ask each of ``routes`` once per query (top ``depth`` each)."""
+    t0 = time.perf_counter()
+    vectors = encode_queries(index, queries, batch_size)
+    runs = RouteRuns([q.id for q in queries], [], encode_s=time.perf_counter() - t0)
+    active = {name: 1.0 for name in routes}
+    has_images = index.image_encoder is not None
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(queries), desc="searching", unit=" queries", dynamic_ncols=True)
+    t0 = time.perf_counter()
+    for qv in vectors:
+        runner = RouteRunner(index.store, depth, has_images=has_images)
+        lists, status = runner.run(qv, active)
+        runs.ok.update(name for name, state in status.items() if state == "ok")
+        for name, items in lists.items():
+            if items:
+                runs.ran.add(name)
+            for key, _ in items:
+                if key not in runs.units:
+                    row = runner.rows.get(key, {})
+                    runs.units[key] = (
+                        str(row.get("article_id") or key[1]) if key[0] == "passage" else key[1]
+                    )
+        runs.lists.append(lists)
+        if bar is not None:
+            bar.update(1)
+    runs.search_s = time.perf_counter() - t0
+    if bar is not None:
+        bar.close()
+    return runs
+
+
+# -- the whole run -------------------------------------------------------------------------------
+def score_runs(
+    runs: RouteRuns,
+    dataset: EvalDataset,
+    routes: Sequence[str] | None = None,
+    weights: Mapping[str, float] | None = None,
+    methods: Sequence[str] = tuple(METHODS),
+    depth: int = DEFAULT_DEPTH,
+) -> tuple[dict[str, dict[str, float]], str, float]:
+    """Figures for each route alone, each fusion method over ``routes`` with ``weights`` (routes
+    not chosen weigh 0), and the product's default. Returns (results, default name, seconds)."""
+    t0 = time.perf_counter()
+    # Routes asked for by name are shown when they could run; otherwise those that found anything.
+    chosen = (
+        [r for r in routes if r in runs.ok]
+        if routes
+        else [r for r in W.ALL_ROUTES if r in runs.ran]
+    )
+    results: dict[str, dict[str, float]] = {}
+
+    def score(setting: FusionSetting | str) -> dict[str, float]:
+        ranked = runs.rankings(setting, dataset.ignore_identical_ids, depth)
+        return evaluate(ranked, dataset.qrels)
+
+    for name in chosen:
+        results[name] = score(name)
+    effective = {r: (w if r in chosen else 0.0) for r, w in W.resolve_weights(weights).items()}
+    default = FusionSetting(dict(W.DEFAULT_WEIGHTS), DEFAULT_METHOD)
+    default_name = DEFAULT_NAME
+    if sum(1 for r in chosen if effective[r] > 0) > 1:
+        same_weights = all(effective[r] == default.weights[r] for r in runs.ran)
+        for method in methods:
+            results[f"fusion:{method}"] = score(FusionSetting(effective, method))
+            if method == DEFAULT_METHOD and same_weights:
+                default_name = f"fusion:{method}"
+    if default_name == DEFAULT_NAME:
+        results[DEFAULT_NAME] = score(default)
+    return results, default_name, time.perf_counter() - t0
+
+
+def routes_to_run(routes: Sequence[str] | None) -> tuple[str, ...]:
+    """The chosen routes plus those the product's default uses, so the default can be scored."""
+    chosen = tuple(routes or W.ALL_ROUTES)
+    default = tuple(r for r, w in W.DEFAULT_WEIGHTS.items() if w > 0)
+    return tuple(dict.fromkeys(chosen + default))
+
+
+@dataclass(frozen=True, slots=True)
+class EvalOptions:
+    """How to run an evaluation (see ``mmretrieve eval --help``)."""
+
+    routes: tuple[str, ...] | None = None
+    weights: Mapping[str, float] | None = None
+    methods: tuple[str, ...] = tuple(METHODS)
+    depth: int = DEFAULT_DEPTH
+    batch_size: int = DEFAULT_BATCH
+    limit: int | None = None
+
+
+def open_eval_index(
+    dataset: EvalDataset,
+    index_path: str | Path | None,
+    *,
+    text_model: str | None = None,
+    image_model: str | None = None,
+    settings: Any = None,
+    workdir: str | Path | None = None,
+    progress: bool = False,
+) -> tuple[Any, float]:
+    """An index holding ``dataset``: the one at ``index_path`` as it is when it exists, else a new
+    one built there (or under ``workdir`` when no path is given). Returns (index, seconds spent
+    building)."""
+    from ..api import Index
+    from ..store import open_store
+
+    location = index_path if index_path is not None else Path(str(workdir)) / "index"
+    probe = open_store(location)
+    try:
+        exists = probe.read_manifest() is not None
+    finally:
+        probe.close()
+    if exists:  # used as it is: it must already hold the data set, with the same ids
+        index = Index.open(
+            location,
+            text_model=text_model,
+            image_model=image_model,
+            create=False,
+            settings=settings,
+        )
+        return index, 0.0
+    if image_model is None and not needs_image_model(dataset):
+        image_model = "none"  # nothing to embed with CLIP: do not load it
+    t0 = time.perf_counter()
+    index = Index.open(location, text_model=text_model, image_model=image_model, settings=settings)
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(desc="indexing", unit=" items", dynamic_ncols=True)
+    try:
+        build_index(index, dataset, (lambda what, n: bar.update(n)) if bar is not None else None)
+    finally:
+        if bar is not None:
+            bar.close()
+    return index, time.perf_counter() - t0
+
+
+def run_eval(
+    dataset: EvalDataset,
+    index: Any,
+    options: EvalOptions = EvalOptions(),
+    *,
+    progress: bool = False,
+    index_s: float = 0.0,
+) -> EvalReport:
+    """Evaluate ``dataset`` (its first ``options.limit`` scorable queries) on ``index``."""
+    if options.depth < 1:
+        raise UsageError(f"depth must be at least 1, got {options.depth}")
+    unknown = [m for m in options.methods if m not in METHODS]
+    if unknown:
+        raise UsageError(f"unknown fusion method {unknown[0]!r}; choose from {', '.join(METHODS)}")
+    data = dataset.limited(options.limit)
+    if not data.queries:
+        raise UsageError(f"{dataset.name}: no query has a relevant item in the qrels")
+    runs = collect_runs(
+        index,
+        data.queries,
+        routes_to_run(options.routes),
+        depth=options.depth,
+        batch_size=options.batch_size,
+        progress=progress,
+    )
+    results, default, fuse_s = score_runs(
+        runs, data, options.routes, options.weights, options.methods, options.depth
+    )
+    n = len(data.queries)
+    timings = {
+        "index_s": round(index_s, 3),
+        "encode_s": round(runs.encode_s, 3),
+        "search_s": round(runs.search_s, 3),
+        "score_s": round(fuse_s, 3),
+        "encode_ms_per_query": round(1000 * runs.encode_s / n, 3),
+        "search_ms_per_query": round(1000 * runs.search_s / n, 3),
+    }
+    models = {role: (m or {}).get("name") for role, m in index.manifest.get("models", {}).items()}
+    settings = {
+        "format": data.format,
+        "models": models,
+        "runtime": index.manifest.get("runtime"),
+        "depth": options.depth,
+        "routes": sorted(runs.ran),
+        "weights": dict(options.weights or {}),
+        "default_method": DEFAULT_METHOD,
+        "default_weights": {r: w for r, w in W.DEFAULT_WEIGHTS.items() if r in runs.ran},
+    }
+    return EvalReport(data.name, n, results, default, timings, settings)

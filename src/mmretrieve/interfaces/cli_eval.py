@@ -1,0 +1,219 @@
+"""``mmretrieve eval``: score retrieval on a data set, each route alone and fused, side by side.
+
+Thin: loading, running and scoring live in :mod:`mmretrieve.evaluation`. The main CLI registers
+:data:`eval_cmd`.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from ..config import ENV_IMAGE_MODEL, ENV_TEXT_MODEL
+from ..retrieval.fusion import METHODS
+
+F = TypeVar("F", bound=Callable[..., Any])
+ROUTES_HELP = (
+    "Routes to score (repeatable or comma-separated): a set (all, text, image, text-passage, "
+    "text-image, image-image, image-passage, dense, bm25, lexical), a family such as "
+    "text->passage, or a route such as text->passage:dense. Fusions combine the chosen routes. "
+    "Default: every route that finds anything."
+)
+
+
+def _friendly(func: F) -> F:
+    """The main CLI's error handling (one-line message, exit code), imported when called so that
+    this module and ``cli`` can import each other in any order."""
+
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from .cli import friendly
+
+        return friendly(func)(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+@click.command("eval")
+@click.argument("dataset", type=click.Path(exists=True, path_type=Path))
+@click.option(
+    "--format",
+    "fmt",
+    default="auto",
+    show_default=True,
+    type=click.Choice(["auto", "normalised", "beir", "flickr30k", "coco"]),
+    help="Data set format; auto looks at the files (qrels.tsv, qrels/, dataset_*.json).",
+)
+@click.option(
+    "--split",
+    default=None,
+    help="BEIR qrels split (default test), or Karpathy split for flickr30k/coco (default test; "
+    "NAME:N keeps the first N images, e.g. test:1000).",
+)
+@click.option(
+    "--text-model",
+    envvar=ENV_TEXT_MODEL,
+    default=None,
+    help=f"Text model: Hugging Face name or local folder (env {ENV_TEXT_MODEL}). "
+    "Default: the index's own, or BAAI/bge-small-en-v1.5.",
+)
+@click.option(
+    "--image-model",
+    envvar=ENV_IMAGE_MODEL,
+    default=None,
+    help=f"CLIP model: name or local folder, or 'none' (env {ENV_IMAGE_MODEL}). Default: the "
+    "index's own; for a new index openai/clip-vit-base-patch32 when the data set has images, "
+    "else none.",
+)
+@click.option(
+    "--index",
+    "index_path",
+    default=None,
+    help="Index to use as it is when it exists (it must hold this data set, same ids); when it "
+    "does not exist the data set is indexed there and kept for later runs. Default: a "
+    "temporary index, deleted afterwards.",
+)
+@click.option("--routes", "routes", multiple=True, metavar="NAMES", help=ROUTES_HELP)
+@click.option(
+    "--weights",
+    "--weight",
+    "weights",
+    multiple=True,
+    metavar="ROUTE=W",
+    help="Weight of a route or family in the fusions, e.g. text->passage:bm25=0.5 (repeatable). "
+    "Unnamed routes keep the product's default weights.",
+)
+@click.option(
+    "--method",
+    type=click.Choice(["all", *METHODS]),
+    default="all",
+    show_default=True,
+    help="Fusion method(s) to report next to the single routes.",
+)
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Only the first N queries that have a relevant item (the whole corpus is still indexed).",
+)
+@click.option(
+    "--depth",
+    type=click.IntRange(min=1),
+    default=100,
+    show_default=True,
+    help="Candidates each route returns per query (Recall@100 needs 100).",
+)
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=1),
+    default=64,
+    show_default=True,
+    help="Queries encoded per model call.",
+)
+@click.option(
+    "--chunk-tokens",
+    type=click.IntRange(16, 8192),
+    default=None,
+    help="Passage size in text-model tokens for a new index (default 256).",
+)
+@click.option("--device", default=None, help="torch device, e.g. cpu or cuda.")
+@click.option(
+    "--runtime",
+    type=click.Choice(["auto", "torch", "onnx"]),
+    default=None,
+    help="Encoder runtime (env MMRETRIEVE_RUNTIME; default auto). Use torch for reference figures.",
+)
+@click.option(
+    "--precision",
+    type=click.Choice(["auto", "fp32", "bf16", "fp16", "int8"]),
+    default=None,
+    help="Encoder precision (env MMRETRIEVE_PRECISION; default auto). fp32 is the reference.",
+)
+@click.option(
+    "--progress/--no-progress",
+    default=True,
+    show_default=True,
+    help="Show progress bars on stderr.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object for machines.")
+@_friendly
+def eval_cmd(
+    dataset: Path,
+    fmt: str,
+    split: str | None,
+    text_model: str | None,
+    image_model: str | None,
+    index_path: str | None,
+    routes: tuple[str, ...],
+    weights: tuple[str, ...],
+    method: str,
+    limit: int | None,
+    depth: int,
+    batch_size: int,
+    chunk_tokens: int | None,
+    device: str | None,
+    runtime: str | None,
+    precision: str | None,
+    progress: bool,
+    as_json: bool,
+) -> None:
+    """Measure retrieval quality on DATASET: each route alone and the fusions, side by side.
+
+    Metrics are nDCG@10, Recall@1/5/10/100 and MRR@10, per query then averaged. Passages count
+    as their document (its best passage); images as themselves. The result the product's
+    default settings give is marked (JSON: "default").
+
+    \b
+    Example:
+      mmretrieve eval ../shared/data/squad_dev --text-model ../shared/models/all-MiniLM-L6-v2
+      mmretrieve eval ../shared/data/coco_mini --image-model PATH --routes text-image
+      mmretrieve eval path/to/beir/scifact --format beir --json
+      mmretrieve eval path/to/flickr30k --format flickr30k --split test
+    """
+    from ..config import settings_from_env
+    from ..evaluation.datasets import load_dataset
+    from ..evaluation.report import format_report
+    from ..evaluation.runner import EvalOptions, open_eval_index, parse_routes, run_eval
+    from ..retrieval.weights import parse_weights, resolve_weights
+
+    data = load_dataset(dataset, fmt, split)
+    parsed = parse_weights(weights) or None
+    resolve_weights(parsed)  # unknown routes fail before any model loads
+    options = EvalOptions(
+        routes=parse_routes(routes),
+        weights=parsed,
+        methods=tuple(METHODS) if method == "all" else (method,),
+        depth=depth,
+        batch_size=batch_size,
+        limit=limit,
+    )
+    settings = settings_from_env(
+        device=device, chunk_tokens=chunk_tokens, runtime=runtime, precision=precision
+    )
+    with tempfile.TemporaryDirectory(prefix="mmretrieve-eval-") as workdir:
+        index, index_s = open_eval_index(
+            data,
+            index_path,
+            text_model=text_model,
+            image_model=image_model,
+            settings=settings,
+            workdir=workdir,
+            progress=progress and not as_json,
+        )
+        with index:
+            report = run_eval(
+                data, index, options, progress=progress and not as_json, index_s=index_s
+            )
+            random = [i.get("name") for i in index.loaded_models() if i.get("random")]
+    for name in random:
+        click.echo(f"warning: model {name} has RANDOM weights; its figures mean nothing.", err=True)
+    if as_json:
+        click.echo(json.dumps(report.as_dict(), indent=2, ensure_ascii=False))
+    else:
+        click.echo(format_report(report))
