@@ -171,9 +171,8 @@ def test_combined_query_shows_batman_card(
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     page.goto(server + "/")
-    page.wait_for_function(
-        "document.getElementById('index-info').textContent.includes('3 articles')"
-    )
+    # (expect/evaluate, not wait_for_function: the page's CSP forbids the eval that needs)
+    sync_api.expect(page.locator("#index-info")).to_contain_text("3 articles")
 
     page.focus("#drop-zone")
     page.keyboard.press("/")  # keyboard shortcut back to the search box
@@ -192,9 +191,10 @@ def test_combined_query_shows_batman_card(
     assert page.locator("article.card").first.get_attribute("data-article-id") == "abonia:batman"
     thumb = card.locator(".thumbs img").first
     thumb.wait_for()
-    page.wait_for_function(
-        "img => img.complete && img.naturalWidth > 0", arg=thumb.element_handle(), timeout=30_000
-    )
+    deadline = time.monotonic() + 30
+    while not thumb.evaluate("img => img.complete && img.naturalWidth > 0"):
+        assert time.monotonic() < deadline, "thumbnail did not load"
+        time.sleep(0.1)
     assert card.locator("figcaption").first.inner_text().startswith("score ")
     assert card.locator(".passages mark").count() > 0  # query words highlighted
     assert "RANDOM" in page.locator("#warnings").inner_text()  # tiny random models are flagged
