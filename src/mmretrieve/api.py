@@ -41,6 +41,8 @@ class Index:
         self._text_encoder: Any = text_encoder
         self._image_encoder: Any = image_encoder
         self._searcher: Any = None
+        # What runtime="auto" optimises the encoders for when they are first loaded.
+        self._workload = "query"
 
     # -- opening ----------------------------------------------------------------------------
     @classmethod
@@ -83,6 +85,7 @@ class Index:
                 image_name = str(image_encoder.info["name"])
             settings = settings.with_(text_model=text_name, image_model=image_name)
             index = cls(store, {}, settings, text_encoder, image_encoder)
+            index._workload = "index"  # a new index is about to be filled
             index._create_manifest()
             return index
         check_format(manifest, where)
@@ -122,8 +125,9 @@ class Index:
             "overlap": self.settings.chunk_overlap,
             "tokenizer": text.info.get("name"),
         }
+        runtime: Any = runtime_record(text, image)
         self.manifest = new_manifest(
-            text.info, image.info if image is not None else None, chunking, "torch", self.store.uri
+            text.info, image.info if image is not None else None, chunking, runtime, self.store.uri
         )
         self.store.ensure_tables(table_schemas(text.dim, image.dim if image is not None else None))
         self.store.write_manifest(self.manifest)
@@ -136,6 +140,9 @@ class Index:
 
             self._text_encoder = load_text_encoder(
                 self.settings.text_model,
+                runtime=self.settings.runtime,
+                precision=self.settings.precision,
+                workload=self._workload,
                 device=self.settings.device,
                 query_instruction=self.settings.query_instruction,
             )
@@ -147,7 +154,11 @@ class Index:
             from .encoders import load_image_encoder
 
             self._image_encoder = load_image_encoder(
-                self.settings.image_model, device=self.settings.device
+                self.settings.image_model,
+                runtime=self.settings.runtime,
+                precision=self.settings.precision,
+                workload=self._workload,
+                device=self.settings.device,
             )
         return self._image_encoder
 
@@ -165,6 +176,7 @@ class Index:
         """Index one or more sources (folders or JSONL files). Unchanged items are skipped,
         changed ones replaced; with ``prune`` items no longer in the sources are removed."""
         paths = [sources] if isinstance(sources, (str, Path)) else list(sources)
+        self._workload = "index"  # encoders not loaded yet are chosen for batch work
         s = self.settings
         options = IndexingOptions(
             chunk_tokens=s.chunk_tokens,
@@ -184,12 +196,11 @@ class Index:
         self.manifest["updated_at"] = _dt.datetime.now(_dt.timezone.utc).isoformat(
             timespec="seconds"
         )
+        self.manifest["runtime"] = runtime_record(self.text_encoder, self.image_encoder)
         self.store.write_manifest(self.manifest)
         return report
 
-    def delete(
-        self, article_ids: Sequence[str] = (), image_ids: Sequence[str] = ()
-    ) -> None:
+    def delete(self, article_ids: Sequence[str] = (), image_ids: Sequence[str] = ()) -> None:
         """Remove articles (with their passages) and images by id."""
         if article_ids:
             self.store.delete(PASSAGES, filter={"article_id": list(article_ids)})
@@ -227,7 +238,8 @@ class Index:
 
         query = Query(text=text, image=image, weights=weights)
         options = SearchOptions(
-            k=k, method=method or DEFAULT_METHOD,
+            k=k,
+            method=method or DEFAULT_METHOD,
             article_ids=list(article_ids) if article_ids is not None else None,
         )
         return self.searcher.search(query, options)
@@ -289,12 +301,30 @@ class Index:
 
 
 _IMAGE_FIELDS = (
-    "id", "article_id", "uri", "caption", "alt_text", "width", "height", "sha256", "license",
+    "id",
+    "article_id",
+    "uri",
+    "caption",
+    "alt_text",
+    "width",
+    "height",
+    "sha256",
+    "license",
 )
 
 
 def _image(row: Mapping[str, Any]) -> Image:
     return Image(**{name: row.get(name) for name in _IMAGE_FIELDS})
+
+
+def runtime_record(*encoders: Any) -> dict[str, Any]:
+    """What the manifest records of the runtime each encoder ran in (the last one that wrote)."""
+    record: dict[str, Any] = {}
+    for role, encoder in zip(("text", "image"), encoders, strict=False):
+        if encoder is not None:
+            info = encoder.info
+            record[role] = {k: info.get(k) for k in ("runtime", "dtype", "device")}
+    return record
 
 
 class _progress:

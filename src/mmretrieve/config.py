@@ -13,6 +13,8 @@ ENV_TEXT_MODEL = "MMRETRIEVE_TEXT_MODEL"
 ENV_IMAGE_MODEL = "MMRETRIEVE_IMAGE_MODEL"
 ENV_INDEX = "MMRETRIEVE_INDEX"
 ENV_DEVICE = "MMRETRIEVE_DEVICE"
+ENV_RUNTIME = "MMRETRIEVE_RUNTIME"
+ENV_PRECISION = "MMRETRIEVE_PRECISION"
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,6 +24,10 @@ class Settings:
     text_model: str = DEFAULT_TEXT_MODEL
     image_model: str | None = DEFAULT_IMAGE_MODEL
     device: str | None = None  # None: CUDA when present, else CPU
+    # "auto" | "torch" | "onnx", and "auto" | "fp32" | "bf16" | "fp16" | "int8": "auto" picks by
+    # measurement (encoders/runtime.py, docs/BENCHMARKS.md).
+    runtime: str = "auto"
+    precision: str = "auto"
     chunk_tokens: int = 256
     chunk_overlap: int = 32
     text_batch_size: int = 32
@@ -48,6 +54,8 @@ def settings_from_env(**overrides: object) -> Settings:
         text_model=os.environ.get(ENV_TEXT_MODEL, DEFAULT_TEXT_MODEL),
         image_model=_image_model_from(os.environ.get(ENV_IMAGE_MODEL, DEFAULT_IMAGE_MODEL)),
         device=os.environ.get(ENV_DEVICE) or None,
+        runtime=os.environ.get(ENV_RUNTIME) or "auto",
+        precision=os.environ.get(ENV_PRECISION) or "auto",
     )
     given = {k: v for k, v in overrides.items() if v is not None}
     if "image_model" in given:

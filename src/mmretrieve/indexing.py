@@ -3,13 +3,22 @@
 Each article is written passages first and its article row last, so the article row marks the
 article as complete: a killed run leaves at most an incomplete article without one, and the next
 run (which deletes an article's old passages before writing new ones) replaces it.
+
+Images are read, hashed and decoded by a small thread pool while the models run (Pillow and the
+runtimes release the GIL), at most ``decode_ahead`` at a time, and handed on in source order, so
+memory stays bounded however large the corpus and the report is the same as a serial run's.
+JPEGs are decoded at reduced scale (draft mode) just large enough for the image model's input.
 """
 
 from __future__ import annotations
 
+import math
+import os
 import re
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,7 +57,9 @@ class IndexReport:
 
     def as_dict(self) -> dict[str, Any]:
         out = {k: v for k, v in self.__dict__.items() if k != "skipped"}
-        out["skipped"] = [{"path": s.path, "reason": s.reason, "kind": s.kind} for s in self.skipped]
+        out["skipped"] = [
+            {"path": s.path, "reason": s.reason, "kind": s.kind} for s in self.skipped
+        ]
         return out
 
 
@@ -59,6 +70,9 @@ class IndexingOptions:
     text_batch_size: int = 32
     image_batch_size: int = 16
     write_batch_passages: int = 512
+    write_batch_images: int = 512
+    decode_workers: int = 0  # threads decoding images; 0 = min(4, CPU count)
+    decode_ahead: int = 64  # images read or decoded ahead of the model, at most
     max_image_pixels: int = 64_000_000
     max_image_bytes: int = 50_000_000
     prune: bool = False
@@ -71,6 +85,55 @@ def article_hash(article: Article, options: IndexingOptions) -> str:
 
 def image_hash(sha256: str, image: Image) -> str:
     return content_hash(sha256, image.article_id, image.caption, image.alt_text, image.license)
+
+
+def decode_side(width: int, height: int, shortest_edge: int | None) -> int:
+    """Longest side to decode an image to. A photo at least twice the model's input edge is
+    decoded just large enough (JPEG draft mode then skips most of its pixels); anything else
+    gets ``load_image``'s default, as queries do, so an indexed image and the same image as a
+    query give the same vector."""
+    default = 1024
+    if not shortest_edge or min(width, height) < 2 * shortest_edge:
+        return default
+    side = math.ceil(shortest_edge * max(width, height) / min(width, height))
+    return side if side < default else default
+
+
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    """What a decode worker hands back for one image: a skip reason, "unchanged", or pixels."""
+
+    skip: str | None = None
+    unchanged: bool = False
+    sha: str = ""
+    digest: str = ""
+    width: int = 0
+    height: int = 0
+    picture: Any = None
+
+
+def _prepare_image(
+    image: Image, previous: str | None, options: IndexingOptions, edge: int | None
+) -> _Prepared:
+    """Hash, and unless unchanged, decode one image (runs in a worker thread)."""
+    try:
+        sha = file_sha256(image.uri)
+    except OSError as exc:
+        return _Prepared(skip=f"cannot read image: {exc.strerror or exc}")
+    digest = image_hash(sha, image)
+    if previous == digest:
+        return _Prepared(unchanged=True)
+    try:
+        width, height, _ = probe_image(image.uri)
+        picture = load_image(
+            image.uri,
+            max_pixels=options.max_image_pixels,
+            max_bytes=options.max_image_bytes,
+            max_side=decode_side(width, height, edge),
+        )
+    except BadInputError as exc:
+        return _Prepared(skip=str(exc))
+    return _Prepared(sha=sha, digest=digest, width=width, height=height, picture=picture)
 
 
 def _title_text(article: Article) -> str:
@@ -102,6 +165,11 @@ class Indexer:
         self._pending: list[tuple[Article, str, list[Passage]]] = []
         self._pending_passages = 0
         self._pending_images: list[tuple[Image, str, Any]] = []
+        self._image_rows: list[Row] = []
+        self._decoding: deque[tuple[Image, Future[_Prepared]]] = deque()
+        self._pool: ThreadPoolExecutor | None = None
+        preprocess = getattr(image_encoder, "preprocess", None)
+        self._edge: int | None = getattr(preprocess, "shortest_edge", None)
         self._seen_articles: set[str] = set()
         self._seen_images: set[str] = set()
 
@@ -111,15 +179,24 @@ class Indexer:
     # -- driving ----------------------------------------------------------------------------
     def run(self, items: Iterable[Article | Image | Skipped]) -> IndexReport:
         start = time.perf_counter()
-        for item in items:
-            if isinstance(item, Article):
-                self._article(item)
-            elif isinstance(item, Image):
-                self._image(item)
-            else:
-                self._skip(item)
+        try:
+            for item in items:
+                if isinstance(item, Article):
+                    self._article(item)
+                elif isinstance(item, Image):
+                    self._image(item)
+                else:
+                    self._skip(item)
+            while self._decoding:
+                self._take_image()
+        finally:
+            if self._pool is not None:
+                self._pool.shutdown(wait=True, cancel_futures=True)
+                self._pool = None
+            self._decoding.clear()
         self._flush_articles()
         self._flush_images()
+        self._write_images()
         if self.options.prune:
             self._prune()
         self.store.optimize()
@@ -133,7 +210,11 @@ class Indexer:
     # -- articles ---------------------------------------------------------------------------
     def _article(self, article: Article) -> None:
         if article.id in self._seen_articles:
-            self._skip(Skipped(article.source or article.id, f"duplicate article id {article.id!r}", "article"))
+            self._skip(
+                Skipped(
+                    article.source or article.id, f"duplicate article id {article.id!r}", "article"
+                )
+            )
             return
         self._seen_articles.add(article.id)
         digest = article_hash(article, self.options)
@@ -146,7 +227,9 @@ class Indexer:
             article, self.text.count_tokens, self.options.chunk_tokens, self.options.chunk_overlap
         )
         if not passages:
-            self._skip(Skipped(article.source or article.id, "empty article (no text to index)", "article"))
+            self._skip(
+                Skipped(article.source or article.id, "empty article (no text to index)", "article")
+            )
             return
         if previous is None:
             self.report.articles_added += 1
@@ -166,15 +249,22 @@ class Indexer:
         bge = self.text.encode_documents(texts)
         clip_text = self.clip.encode_texts(texts) if self.clip is not None else None
         clip_title = (
-            self.clip.encode_texts([_title_text(a) for a, _, _ in batch]) if self.clip is not None else None
+            self.clip.encode_texts([_title_text(a) for a, _, _ in batch])
+            if self.clip is not None
+            else None
         )
         self.report.passages_encoded += len(passages)
         digests = {a.id: d for a, d, _ in batch}
         rows: list[Row] = []
         for i, p in enumerate(passages):
             row: Row = {
-                "id": p.id, "article_id": p.article_id, "text": p.text, "position": p.position,
-                "section": p.section, "content_hash": digests[p.article_id], "bge": bge[i],
+                "id": p.id,
+                "article_id": p.article_id,
+                "text": p.text,
+                "position": p.position,
+                "section": p.section,
+                "content_hash": digests[p.article_id],
+                "bge": bge[i],
             }
             if clip_text is not None:
                 row["clip_text"] = clip_text[i]
@@ -186,9 +276,13 @@ class Indexer:
         article_rows: list[Row] = []
         for j, (article, digest, ps) in enumerate(batch):
             arow: Row = {
-                "id": article.id, "title": article.title, "url": article.url,
-                "license": article.license, "source": article.source,
-                "content_hash": digest, "n_passages": len(ps),
+                "id": article.id,
+                "title": article.title,
+                "url": article.url,
+                "license": article.license,
+                "source": article.source,
+                "content_hash": digest,
+                "n_passages": len(ps),
             }
             if clip_title is not None:
                 arow["clip_title"] = clip_title[j]
@@ -206,36 +300,42 @@ class Indexer:
             self._skip(Skipped(image.uri, f"duplicate image id {image.id!r}", "image"))
             return
         self._seen_images.add(image.id)
-        try:
-            sha = file_sha256(image.uri)
-        except OSError as exc:
-            self._skip(Skipped(image.uri, f"cannot read image: {exc.strerror or exc}", "image"))
-            return
-        digest = image_hash(sha, image)
+        if self._pool is None:
+            workers = self.options.decode_workers or min(4, os.cpu_count() or 1)
+            self._pool = ThreadPoolExecutor(workers, thread_name_prefix="mmretrieve-decode")
         previous = self._image_hashes.get(image.id)
-        if previous == digest:
+        future = self._pool.submit(_prepare_image, image, previous, self.options, self._edge)
+        self._decoding.append((image, future))
+        while len(self._decoding) > max(1, self.options.decode_ahead):
+            self._take_image()
+
+    def _take_image(self) -> None:
+        """The oldest image in flight: wait for its decode, then report or queue it."""
+        image, future = self._decoding.popleft()
+        prepared = future.result()
+        if prepared.skip is not None:
+            self._skip(Skipped(image.uri, prepared.skip, "image"))
+            return
+        if prepared.unchanged:
             self.report.images_unchanged += 1
             self.progress("images", 1)
             return
-        try:
-            width, height, _ = probe_image(image.uri)
-            picture = load_image(
-                image.uri,
-                max_pixels=self.options.max_image_pixels,
-                max_bytes=self.options.max_image_bytes,
-            )
-        except BadInputError as exc:
-            self._skip(Skipped(image.uri, str(exc), "image"))
-            return
-        if previous is None:
-            self.report.images_added += 1
-        else:
+        if image.id in self._image_hashes:
             self.report.images_updated += 1
+        else:
+            self.report.images_added += 1
         meta = Image(
-            id=image.id, article_id=image.article_id, uri=image.uri, caption=image.caption,
-            alt_text=image.alt_text, width=width, height=height, sha256=sha, license=image.license,
+            id=image.id,
+            article_id=image.article_id,
+            uri=image.uri,
+            caption=image.caption,
+            alt_text=image.alt_text,
+            width=prepared.width,
+            height=prepared.height,
+            sha256=prepared.sha,
+            license=image.license,
         )
-        self._pending_images.append((meta, digest, picture))
+        self._pending_images.append((meta, prepared.digest, prepared.picture))
         if len(self._pending_images) >= self.options.image_batch_size:
             self._flush_images()
 
@@ -250,20 +350,38 @@ class Indexer:
         if with_caption:
             encoded = self.text.encode_documents([captions[i] for i in with_caption])
             caption_vectors[with_caption] = encoded
-        rows: list[Row] = []
+        rows = self._image_rows
         for i, (meta, digest, _) in enumerate(batch):
-            rows.append({
-                "id": meta.id, "article_id": meta.article_id, "uri": meta.uri,
-                "caption": meta.caption, "alt_text": meta.alt_text,
-                "search_text": captions[i], "width": meta.width, "height": meta.height,
-                "sha256": meta.sha256, "license": meta.license, "has_caption": bool(captions[i]),
-                "content_hash": digest, "clip_image": vectors[i], "caption_bge": caption_vectors[i],
-            })
-        self.store.upsert(IMAGES, rows)
+            rows.append(
+                {
+                    "id": meta.id,
+                    "article_id": meta.article_id,
+                    "uri": meta.uri,
+                    "caption": meta.caption,
+                    "alt_text": meta.alt_text,
+                    "search_text": captions[i],
+                    "width": meta.width,
+                    "height": meta.height,
+                    "sha256": meta.sha256,
+                    "license": meta.license,
+                    "has_caption": bool(captions[i]),
+                    "content_hash": digest,
+                    "clip_image": vectors[i],
+                    "caption_bge": caption_vectors[i],
+                }
+            )
         self.report.images_encoded += len(batch)
         for meta, digest, _ in batch:
             self._image_hashes[meta.id] = digest
         self.progress("images", len(batch))
+        if len(rows) >= self.options.write_batch_images:
+            self._write_images()
+
+    def _write_images(self) -> None:
+        """One store commit for many encoded batches (each commit has a fixed cost)."""
+        if self._image_rows:
+            rows, self._image_rows = self._image_rows, []
+            self.store.upsert(IMAGES, rows)
 
     # -- pruning ----------------------------------------------------------------------------
     def _prune(self) -> None:
@@ -286,7 +404,9 @@ def _caption_text(image: Image) -> str:
 
 
 def sources_items(paths: Sequence[str | Path]) -> Iterable[Article | Image | Skipped]:
+    """The items of every source in turn. All sources are opened first, so a missing path is a
+    usage error before any work; one that disappears later is reported by its source."""
     from .sources import open_source
 
-    for path in paths:
-        yield from open_source(path).items()
+    sources = [open_source(path) for path in paths]
+    return (item for source in sources for item in source.items())

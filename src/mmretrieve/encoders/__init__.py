@@ -1,8 +1,9 @@
 """Encoders (DESIGN §4): protocols, and loaders that pick a backend by runtime name.
 
-Backends live in explicit registries keyed by runtime ("torch", later "onnx"), never guessed
-from a model name. Registry values are "module:attribute" strings imported on first use, so
-importing this package loads no torch or transformers.
+Backends live in explicit registries keyed by runtime ("torch", "onnx"), never guessed from a
+model name. Registry values are "module:attribute" strings imported on first use, so importing
+this package loads no torch, transformers or onnxruntime. ``runtime="auto"`` is resolved by
+``runtime.choose`` (what is installed, which ONNX files exist, the device and the workload).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Any
 
 from mmretrieve.encoders.base import ImageTextEncoder, TextEncoder, l2_normalize
 from mmretrieve.encoders.resolve import ResolvedModel, resolve_model
+from mmretrieve.encoders.runtime import Choice, choose, onnx_folder
 from mmretrieve.errors import UsageError
 
 __all__ = [
@@ -20,6 +22,7 @@ __all__ = [
     "ImageTextEncoder",
     "ResolvedModel",
     "TextEncoder",
+    "choose_runtime",
     "l2_normalize",
     "load_image_encoder",
     "load_text_encoder",
@@ -29,9 +32,11 @@ __all__ = [
 # runtime name -> "module:factory"; a factory takes (name_or_path, **options).
 TEXT_RUNTIMES: dict[str, str] = {
     "torch": "mmretrieve.encoders.text:TorchTextEncoder",
+    "onnx": "mmretrieve.encoders.onnx:OnnxTextEncoder",
 }
 IMAGE_RUNTIMES: dict[str, str] = {
     "torch": "mmretrieve.encoders.clip:TorchClipEncoder",
+    "onnx": "mmretrieve.encoders.onnx:OnnxClipEncoder",
 }
 
 
@@ -44,6 +49,54 @@ def _factory(registry: dict[str, str], runtime: str, kind: str) -> Any:
     return getattr(importlib.import_module(module), attr)
 
 
+def choose_runtime(
+    name_or_path: str,
+    kind: str,
+    runtime: str = "auto",
+    precision: str | None = None,
+    *,
+    workload: str = "index",
+    device: str | None = None,
+) -> Choice:
+    """The runtime and precision ``load_*_encoder`` will use for this model ("text"/"image")."""
+    if runtime != "auto" and (precision or "auto") != "auto":
+        return choose(kind, runtime, precision or "auto", workload=workload, device=device)
+    try:
+        resolved = resolve_model(name_or_path, kind)
+    except Exception:  # let the loader raise its own clear error later
+        return choose(
+            kind,
+            runtime,
+            precision or "auto",
+            workload=workload,
+            device=device,
+            onnx_ready=False,
+            int8_ready=False,
+        )
+
+    def ready(p: str) -> bool:
+        return onnx_folder(resolved.path, resolved.name, resolved.revision, kind, p) is not None
+
+    return choose(
+        kind,
+        runtime,
+        precision or "auto",
+        workload=workload,
+        device=device,
+        onnx_ready=ready("fp32"),
+        int8_ready=ready("int8"),
+    )
+
+
+def _resolve_runtime(
+    name: str, kind: str, runtime: str, precision: str | None, workload: str, device: str | None
+) -> tuple[str, str | None]:
+    if runtime == "auto":
+        choice = choose_runtime(name, kind, runtime, precision, workload=workload, device=device)
+        return choice.runtime, choice.precision
+    return runtime, precision
+
+
 def load_text_encoder(
     name_or_path: str,
     *,
@@ -51,21 +104,44 @@ def load_text_encoder(
     device: str | None = None,
     query_instruction: str | None = None,
     max_length: int | None = None,
+    precision: str | None = None,
+    workload: str = "index",
 ) -> TextEncoder:
-    """Load a text encoder (e.g. BAAI/bge-small-en-v1.5 or a local folder) for ``runtime``.
+    """Load a text encoder (e.g. BAAI/bge-small-en-v1.5 or a local folder) for ``runtime``
+    ("torch", "onnx" or "auto").
 
     ``query_instruction``: None = the model's own default, "" = none.
     ``max_length``: None = the model's own limit; longer texts are truncated.
+    ``precision``: None = fp32 (the reference); "auto", "bf16", "fp16" (CUDA), "int8" (onnx).
+    ``workload``: what "auto" optimises for: "index" (batches) or "query" (one at a time).
     """
+    runtime, precision = _resolve_runtime(
+        name_or_path, "text", runtime, precision, workload, device
+    )
     factory = _factory(TEXT_RUNTIMES, runtime, "text")
+    extra = {"precision": precision} if precision is not None else {}
     return factory(
-        name_or_path, device=device, query_instruction=query_instruction, max_length=max_length
+        name_or_path,
+        device=device,
+        query_instruction=query_instruction,
+        max_length=max_length,
+        **extra,
     )
 
 
 def load_image_encoder(
-    name_or_path: str, *, runtime: str = "torch", device: str | None = None
+    name_or_path: str,
+    *,
+    runtime: str = "torch",
+    device: str | None = None,
+    precision: str | None = None,
+    workload: str = "index",
 ) -> ImageTextEncoder:
-    """Load an image-text (CLIP) encoder, e.g. openai/clip-vit-base-patch32, for ``runtime``."""
+    """Load an image-text (CLIP) encoder, e.g. openai/clip-vit-base-patch32, for ``runtime``
+    (options as for :func:`load_text_encoder`)."""
+    runtime, precision = _resolve_runtime(
+        name_or_path, "image", runtime, precision, workload, device
+    )
     factory = _factory(IMAGE_RUNTIMES, runtime, "image")
-    return factory(name_or_path, device=device)
+    extra = {"precision": precision} if precision is not None else {}
+    return factory(name_or_path, device=device, **extra)

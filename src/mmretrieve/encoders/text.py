@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,9 +16,13 @@ from typing import Any
 import numpy as np
 
 from mmretrieve.encoders.resolve import ResolvedModel, is_random_model, resolve_model
-from mmretrieve.errors import ModelLoadError, require
+from mmretrieve.encoders.runtime import DTYPE_NAMES, cpu_supports_bf16
+from mmretrieve.errors import ModelLoadError, UsageError, require
 
 BGE_QUERY_INSTRUCTION = "Represent this sentence for searching relevant passages: "
+# Batches smaller than this run in float32 even when a lower precision is set: on CPU, bf16
+# autocast only pays off on batches and costs time on a single query (docs/BENCHMARKS.md).
+LOWP_MIN_ROWS = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +72,43 @@ def quiet_loading() -> Iterator[None]:
     finally:
         if was_enabled:
             hf_logging.enable_progress_bar()
+
+
+def resolve_precision(precision: str | None, device: str) -> str:
+    """The torch precision to run in: "auto" = fp16 on CUDA, bf16 on CPUs with native bf16
+    (AVX512-BF16 / AMX), else fp32. ``None`` = fp32, the reference."""
+    import torch
+
+    wanted = (precision or "fp32").lower()
+    if wanted == "auto":
+        if device.startswith("cuda"):
+            return "fp16"
+        mkldnn = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)
+        if device == "cpu" and cpu_supports_bf16() and (mkldnn is None or mkldnn()):
+            return "bf16"
+        return "fp32"
+    if wanted not in ("fp32", "bf16", "fp16"):
+        raise UsageError(
+            f"precision {wanted!r} is not available with the torch runtime (fp32, bf16, fp16, "
+            "auto); int8 needs --runtime onnx"
+        )
+    if wanted == "fp16" and not device.startswith("cuda"):
+        raise UsageError("fp16 needs a CUDA device; on CPU use bf16 or fp32")
+    return wanted
+
+
+def lowp_context(device: str, precision: str, rows: int) -> Any:
+    """Autocast to ``precision`` for a batch of ``rows``; float32 (no-op) for fp32 and for
+    batches under LOWP_MIN_ROWS on CPU. Weights stay float32, results are cast back."""
+    import torch
+
+    if precision == "fp32":
+        return nullcontext()
+    kind = "cuda" if device.startswith("cuda") else "cpu"
+    if kind == "cpu" and rows < LOWP_MIN_ROWS:
+        return nullcontext()
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    return torch.autocast(device_type=kind, dtype=dtype)
 
 
 def _known(resolved: ResolvedModel, config: dict[str, Any]) -> KnownTextModel | None:
@@ -127,6 +168,7 @@ class TorchTextEncoder:
         query_instruction: str | None = None,
         max_length: int | None = None,
         batch_size: int = 32,
+        precision: str | None = None,
     ) -> None:
         torch = require("torch", "torch")
         transformers = require("transformers", "torch")
@@ -141,6 +183,7 @@ class TorchTextEncoder:
         self.pooling = read_pooling(path, known)
         self.query_instruction = read_query_instruction(path, query_instruction, known)
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self.precision = resolve_precision(precision, self.device)
         try:
             with quiet_loading():
                 self._tokenizer = transformers.AutoTokenizer.from_pretrained(str(path))
@@ -179,7 +222,7 @@ class TorchTextEncoder:
             "max_length": self.max_length,
             "runtime": self.runtime,
             "device": self.device,
-            "dtype": "float32",
+            "dtype": DTYPE_NAMES[self.precision],
             "random": is_random_model(path),
         }
 
@@ -224,7 +267,7 @@ class TorchTextEncoder:
             return_tensors="pt",
         )
         batch = {k: v.to(self.device) for k, v in batch.items()}
-        with torch.inference_mode():
+        with torch.inference_mode(), lowp_context(self.device, self.precision, len(texts)):
             hidden = self._model(**batch).last_hidden_state
             pooled = _pool(hidden, batch["attention_mask"], self.pooling)
             pooled = torch.nn.functional.normalize(pooled.float(), p=2, dim=-1)
@@ -235,6 +278,7 @@ def _pool(hidden: Any, mask: Any, modes: list[str]) -> Any:
     """sentence-transformers pooling over ``hidden`` [n, t, d] with ``mask`` [n, t]."""
     import torch
 
+    hidden = hidden.float()  # pool in float32 whatever precision the model ran in
     m = mask.unsqueeze(-1).to(hidden.dtype)
     lengths = m.sum(dim=1).clamp(min=1e-9)
     parts = []

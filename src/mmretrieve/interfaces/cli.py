@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 import click
 
 from ..config import ENV_IMAGE_MODEL, ENV_INDEX, ENV_TEXT_MODEL, settings_from_env
+from ..distributed.options import ray_options
 from ..errors import MMRetrieveError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -40,7 +41,7 @@ def friendly(func: F) -> F:
                 raise
             _fail(str(exc), exc.exit_code)
         except KeyboardInterrupt:
-            _fail("interrupted", 130)
+            _fail("interrupted; finished work is kept and the same command resumes", 130)
 
     return wrapper  # type: ignore[return-value]
 
@@ -60,8 +61,10 @@ def _emit_json(data: Any) -> None:
 
 
 index_option = click.option(
-    "--index", "index_path", envvar=ENV_INDEX, default=DEFAULT_INDEX, show_default=True,
-    help=f"Index directory or store URI (env {ENV_INDEX}).",
+    "--index", "--store", "index_path", envvar=ENV_INDEX, default=DEFAULT_INDEX,
+    show_default=True,
+    help=f"Index directory or store URI: PATH, lance://PATH, milvus://HOST:PORT/NAME or "
+    f"milvus-lite://FILE (env {ENV_INDEX}).",
 )
 text_model_option = click.option(
     "--text-model", envvar=ENV_TEXT_MODEL, default=None,
@@ -74,6 +77,16 @@ image_model_option = click.option(
     "Default: the index's own, or openai/clip-vit-base-patch32 for a new index.",
 )
 device_option = click.option("--device", default=None, help="torch device, e.g. cpu or cuda.")
+runtime_option = click.option(
+    "--runtime", type=click.Choice(["auto", "torch", "onnx"]), default=None,
+    help="Encoder runtime (env MMRETRIEVE_RUNTIME; default auto: picked by measurement, see "
+    "docs/BENCHMARKS.md). onnx needs ONNX files: `mmretrieve models export`.",
+)
+precision_option = click.option(
+    "--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16", "int8"]), default=None,
+    help="Encoder precision (env MMRETRIEVE_PRECISION; default auto). fp32 is the reference; "
+    "bf16 needs a CPU with native bf16, fp16 a CUDA device, int8 the onnx runtime.",
+)
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for machines.")
 
 
@@ -105,6 +118,8 @@ def main(debug: bool) -> None:
 @text_model_option
 @image_model_option
 @device_option
+@runtime_option
+@precision_option
 @click.option("--prune", is_flag=True, help="Remove indexed items whose source is gone.")
 @click.option("--chunk-tokens", type=click.IntRange(16, 8192), default=None,
               help="Passage size in text-model tokens for a new index (default 256).")
@@ -114,12 +129,15 @@ def main(debug: bool) -> None:
               help="Write every skipped item (path and reason) to this file as JSON lines.")
 @click.option("--progress/--no-progress", default=True, show_default=True,
               help="Show a progress bar on stderr.")
+@ray_options
 @json_option
 @friendly
 def index_cmd(sources: tuple[Path, ...], index_path: str, text_model: str | None,
-              image_model: str | None, device: str | None, prune: bool,
+              image_model: str | None, device: str | None, runtime: str | None,
+              precision: str | None, prune: bool,
               chunk_tokens: int | None, chunk_overlap: int | None, report_path: Path | None,
-              progress: bool, as_json: bool) -> None:
+              progress: bool, ray_address: str | None, ray_workers: int | None,
+              ray_gpus: float, as_json: bool) -> None:
     """Index articles and images from folders or JSONL files.
 
     SOURCES are a folder of <Title>.txt files and images, a folder with one subfolder per
@@ -130,12 +148,20 @@ def index_cmd(sources: tuple[Path, ...], index_path: str, text_model: str | None
     \b
     Example:
       mmretrieve index ./wiki --index ./idx --text-model BAAI/bge-small-en-v1.5
+      mmretrieve index ./wiki --store milvus://127.0.0.1:19530/wiki --ray auto
     """
     index = _open(index_path, text_model, image_model, device, create=True,
-                  chunk_tokens=chunk_tokens, chunk_overlap=chunk_overlap)
+                  chunk_tokens=chunk_tokens, chunk_overlap=chunk_overlap, runtime=runtime,
+                  precision=precision)
     with index:
         _warn_random(index)
-        report = index.add(list(sources), prune=prune, progress=progress)
+        if ray_address:
+            from ..distributed.ray_ingest import add_with_ray
+
+            report = add_with_ray(index, list(sources), address=ray_address, workers=ray_workers,
+                                  gpus_per_worker=ray_gpus, prune=prune, progress=progress)
+        else:
+            report = index.add(list(sources), prune=prune, progress=progress)
         if report_path is not None:
             with report_path.open("w", encoding="utf-8") as fh:
                 for item in report.skipped:
@@ -180,15 +206,18 @@ def _print_report(report: Any, stats: dict[str, Any]) -> None:
 @click.option("--weight", "weights", multiple=True, metavar="ROUTE=W",
               help="Weight of a route or route family, e.g. text->passage:bm25=0.5 (repeatable).")
 @click.option("--method", type=click.Choice(["rrf", "minmax", "zscore", "dbsf"]), default=None,
-              help="Fusion method (default rrf).")
+              help="Fusion method (default minmax; see docs/QUALITY.md).")
 @click.option("--article", "article_ids", multiple=True,
               help="Only search within this article id (repeatable).")
 @device_option
+@runtime_option
+@precision_option
 @json_option
 @friendly
 def search_cmd(text: str | None, image: Path | None, index_path: str, k: int,
                weights: tuple[str, ...], method: str | None, article_ids: tuple[str, ...],
-               device: str | None, as_json: bool) -> None:
+               device: str | None, runtime: str | None, precision: str | None,
+               as_json: bool) -> None:
     """Search an index with text, an image, or both.
 
     \b
@@ -202,7 +231,7 @@ def search_cmd(text: str | None, image: Path | None, index_path: str, k: int,
 
     if not (text and text.strip()) and image is None:
         raise click.UsageError("give a TEXT query, an --image, or both")
-    index = _open(index_path, None, None, device)
+    index = _open(index_path, None, None, device, runtime=runtime, precision=precision)
     with index:
         result = index.search(text=text, image=image, k=k, weights=parse_weights(weights) or None,
                               method=method, article_ids=list(article_ids) or None)
@@ -269,6 +298,54 @@ def models_pull(names: tuple[str, ...]) -> None:
 
     for path in pull_models(list(names) or [DEFAULT_TEXT_MODEL, DEFAULT_IMAGE_MODEL]):
         click.echo(str(path))
+
+
+@models_group.command("export")
+@click.argument("names", nargs=-1)
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Folder to write (one model only). Default: the export cache, where "
+              "--runtime onnx finds it for the same model name.")
+@click.option("--kind", type=click.Choice(["text", "image"]), default=None,
+              help="Model kind (default: read from config.json; CLIP = image).")
+@click.option("--int8/--no-int8", default=True, show_default=True,
+              help="Also write int8-quantized graphs (*_int8.onnx).")
+@friendly
+def models_export(names: tuple[str, ...], out_dir: Path | None, kind: str | None,
+                  int8: bool) -> None:
+    """Export models to ONNX (fp32 and int8) for `--runtime onnx`; needs torch and onnx.
+
+    With no NAMES, exports the defaults. With --out, the folder written is a complete model
+    folder (configs, tokenizer, onnx/) that works on a machine with only the [onnx] extra:
+    pass it as --text-model / --image-model there.
+
+    \b
+    Example:
+      mmretrieve models export
+      mmretrieve models export BAAI/bge-small-en-v1.5 --out ./bge-small-onnx
+    """
+    from ..config import DEFAULT_IMAGE_MODEL, DEFAULT_TEXT_MODEL
+    from ..encoders.onnx_export import export_model
+
+    todo = list(names) or [DEFAULT_TEXT_MODEL, DEFAULT_IMAGE_MODEL]
+    if out_dir is not None and len(todo) != 1:
+        raise click.UsageError("--out takes one model; give exactly one NAME")
+    for name in todo:
+        path = export_model(name, out_dir, kind=kind, int8=int8,
+                            log=lambda message: click.echo(message, err=True))
+        click.echo(str(path))
+
+
+def _register_subcommands() -> None:
+    """Commands that live in their own modules (each loads its heavy imports when run)."""
+    from .cli_eval import eval_cmd
+    from .cli_serve import serve_cmd
+    from .cli_wiki import wiki
+
+    for command in (wiki, eval_cmd, serve_cmd):
+        main.add_command(command)
+
+
+_register_subcommands()
 
 
 if __name__ == "__main__":  # pragma: no cover
