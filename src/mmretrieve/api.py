@@ -177,17 +177,7 @@ class Index:
         changed ones replaced; with ``prune`` items no longer in the sources are removed."""
         paths = [sources] if isinstance(sources, (str, Path)) else list(sources)
         self._workload = "index"  # encoders not loaded yet are chosen for batch work
-        s = self.settings
-        options = IndexingOptions(
-            chunk_tokens=s.chunk_tokens,
-            chunk_overlap=s.chunk_overlap,
-            text_batch_size=s.text_batch_size,
-            image_batch_size=s.image_batch_size,
-            write_batch_passages=s.write_batch_size,
-            max_image_pixels=s.max_image_pixels,
-            max_image_bytes=s.max_image_bytes,
-            prune=prune,
-        )
+        options = IndexingOptions.from_settings(self.settings, prune)
         with _progress(progress) as report_progress:
             indexer = Indexer(
                 self.store, self.text_encoder, self.image_encoder, options, report_progress

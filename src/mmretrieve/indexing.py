@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from .config import Settings
 from .documents.chunking import chunk_article
 from .documents.hashing import content_hash, file_sha256
 from .documents.images import load_image, probe_image
@@ -76,6 +77,19 @@ class IndexingOptions:
     max_image_pixels: int = 64_000_000
     max_image_bytes: int = 50_000_000
     prune: bool = False
+
+    @classmethod
+    def from_settings(cls, s: Settings, prune: bool = False) -> IndexingOptions:
+        return cls(
+            chunk_tokens=s.chunk_tokens,
+            chunk_overlap=s.chunk_overlap,
+            text_batch_size=s.text_batch_size,
+            image_batch_size=s.image_batch_size,
+            write_batch_passages=s.write_batch_size,
+            max_image_pixels=s.max_image_pixels,
+            max_image_bytes=s.max_image_bytes,
+            prune=prune,
+        )
 
 
 def article_hash(article: Article, options: IndexingOptions) -> str:

@@ -305,16 +305,7 @@ def add_with_ray(
 
     paths = [sources] if isinstance(sources, (str, Path)) else list(sources)
     s = index.settings
-    options = IndexingOptions(
-        chunk_tokens=s.chunk_tokens,
-        chunk_overlap=s.chunk_overlap,
-        text_batch_size=s.text_batch_size,
-        image_batch_size=s.image_batch_size,
-        write_batch_passages=s.write_batch_size,
-        max_image_pixels=s.max_image_pixels,
-        max_image_bytes=s.max_image_bytes,
-        prune=prune,
-    )
+    options = IndexingOptions.from_settings(s, prune)
     factory = encoders or partial(encoders_from_settings, s)
     has_images = bool(index.manifest["models"].get("image"))
     with _progress(progress) as report_progress:

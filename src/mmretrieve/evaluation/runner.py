@@ -127,16 +127,7 @@ def build_index(
     """Write the data set's articles and images into ``index`` (ids kept as they are)."""
     from ..indexing import Indexer, IndexingOptions
 
-    s = index.settings
-    options = IndexingOptions(
-        chunk_tokens=s.chunk_tokens,
-        chunk_overlap=s.chunk_overlap,
-        text_batch_size=s.text_batch_size,
-        image_batch_size=s.image_batch_size,
-        write_batch_passages=s.write_batch_size,
-        max_image_pixels=s.max_image_pixels,
-        max_image_bytes=s.max_image_bytes,
-    )
+    options = IndexingOptions.from_settings(index.settings)
     indexer = Indexer(index.store, index.text_encoder, index.image_encoder, options, progress)
     report = indexer.run([*dataset.articles, *dataset.images])
     if report.skipped:
