@@ -10,6 +10,7 @@ import json
 import math
 import os
 from collections.abc import Iterator, Mapping, Sequence
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from .filters import ids_sql, to_sql
 os.environ.setdefault("LANCE_LOG", "error")  # keep Lance's Rust warnings off users' terminals
 
 MANIFEST = "manifest.json"
+READ_CONSISTENCY_S = 1.0
 # Vector (ANN) indexes, chosen by bench/query.py (docs/BENCHMARKS.md): below ANN_MIN_ROWS rows
 # a table is searched exactly; from there on through IVF-flat over dot product (no quantization:
 # a 4 s build at 100k rows against 88 s for IVF-PQ and 49 s for IVF-HNSW-SQ, at the same
@@ -55,6 +57,8 @@ def ann_config(kind: str, rows: int, dim: int) -> Any:
     if kind == "ivf_hnsw_sq":
         return IvfHnswSq(distance_type="dot", num_partitions=max(1, partitions // 16))
     raise ValueError(f"unknown ANN index kind {kind!r}")
+
+
 _ID_CHUNK = 1000  # ids per IN (...) predicate
 _ARROW_TYPES = {"str": "string", "int": "int64", "float": "float64", "bool": "bool_"}
 
@@ -81,7 +85,11 @@ class LanceStore:
         self.path = Path(path)
         self.uri = f"lance://{self.path}"
         self.path.mkdir(parents=True, exist_ok=True)
-        self._db = lancedb.connect(str(self.path))
+        # Check for other processes' commits at most once a second, so a long-running server
+        # sees a concurrent `mmretrieve index` without a restart.
+        self._db = lancedb.connect(
+            str(self.path), read_consistency_interval=timedelta(seconds=READ_CONSISTENCY_S)
+        )
         self._tables: dict[str, Any] = {}
         self._schemas: dict[str, TableSchema] = {}
         # Per store, so benchmarks and tests can move them.
@@ -170,7 +178,9 @@ class LanceStore:
             return list(fields)
         import pyarrow as pa
 
-        return [f.name for f in self._table(table).schema if not pa.types.is_fixed_size_list(f.type)]
+        return [
+            f.name for f in self._table(table).schema if not pa.types.is_fixed_size_list(f.type)
+        ]
 
     def get(self, table: str, ids: Sequence[str], fields: Sequence[str] | None = None) -> list[Row]:
         ids = list(dict.fromkeys(ids))
@@ -184,7 +194,9 @@ class LanceStore:
         out.sort(key=lambda row: order.get(row.get("id"), 0))
         return out
 
-    def scan(self, table: str, fields: Sequence[str], filter: Filter | None = None) -> Iterator[Row]:
+    def scan(
+        self, table: str, fields: Sequence[str], filter: Filter | None = None
+    ) -> Iterator[Row]:
         query = self._table(table).search().select(list(fields)).limit(None)
         where = to_sql(filter)
         if where:
