@@ -101,7 +101,9 @@ class Index:
         for role, encoder in (("text", text_encoder), ("image", image_encoder)):
             if encoder is not None:
                 info = encoder.info
-                check_model(manifest, role, str(info["name"]), info.get("revision"), where)
+                revision = info.get("revision")
+                rev = str(revision) if revision is not None else None
+                check_model(manifest, role, str(info["name"]), rev, where)
         image_entry = models.get("image")
         settings = settings.with_(
             text_model=text_model or models["text"]["name"],
@@ -304,7 +306,7 @@ _IMAGE_FIELDS = (
 
 
 def _image(row: Mapping[str, Any]) -> Image:
-    return Image(**{name: row.get(name) for name in _IMAGE_FIELDS})
+    return Image(**{name: row.get(name) for name in _IMAGE_FIELDS})  # type: ignore[arg-type]
 
 
 def runtime_record(*encoders: Any) -> dict[str, Any]:

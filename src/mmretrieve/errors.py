@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class MMRetrieveError(Exception):
     """Base class for every error mmretrieve raises on purpose."""
@@ -46,7 +48,7 @@ class MissingExtraError(MMRetrieveError, ImportError):
         self.extra = extra
 
 
-def require(module: str, extra: str, package: str | None = None):  # type: ignore[no-untyped-def]
+def require(module: str, extra: str, package: str | None = None) -> Any:
     """Import ``module`` or raise :class:`MissingExtraError` naming the extra that provides it."""
     import importlib
 

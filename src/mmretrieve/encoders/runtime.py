@@ -76,8 +76,11 @@ def onnx_cache_dir() -> Path:
 
 
 def export_dir_for(name: str, revision: str) -> Path:
-    """The export cache folder of one model revision."""
-    slug = re.sub(r"[^A-Za-z0-9._-]+", "--", name.strip("/")).strip("-")[-80:] or "model"
+    """The export cache folder of one model revision (a local folder is named by its last
+    component: the revision, a fingerprint of its files, tells folders apart)."""
+    local = Path(name).expanduser()
+    base = local.resolve().name if local.is_dir() else name.strip("/")
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "--", base).strip("-")[-80:] or "model"
     return onnx_cache_dir() / f"{slug}-{revision[:12]}"
 
 

@@ -50,7 +50,7 @@ def _dbsf(items: Ranked[K], k: int) -> dict[K, float]:
     return {key: min(1.0, max(0.0, (s - lo) / (hi - lo))) for key, s in items}
 
 
-METHODS: dict[str, Callable[[Ranked, int], dict]] = {  # type: ignore[type-arg]
+METHODS: dict[str, Callable[[Ranked, int], dict]] = {
     "rrf": _rrf,
     "minmax": _minmax,
     "zscore": _zscore,

@@ -61,7 +61,7 @@ class Searcher:
 
         if isinstance(image, PILImageModule.Image):
             return image.convert("RGB")
-        return load_image(image, max_pixels=self.max_image_pixels, max_bytes=self.max_image_bytes)  # type: ignore[arg-type]
+        return load_image(image, max_pixels=self.max_image_pixels, max_bytes=self.max_image_bytes)
 
     def encode(self, query: Query, timings: dict[str, float]) -> QueryVectors:
         text = query.text.strip() if query.text and query.text.strip() else None

@@ -56,7 +56,10 @@ class Store(Protocol):
     """What the indexer and the searcher need from a vector store."""
 
     uri: str
-    supports_text_search: bool  # False: text_search returns [] and warns once (no BM25 there)
+    @property
+    def supports_text_search(self) -> bool:
+        """False: ``text_search`` returns [] and warns once (the backend has no BM25)."""
+        ...
 
     def ensure_tables(self, schemas: Sequence[TableSchema]) -> None:
         """Create missing tables; existing ones are left as they are."""

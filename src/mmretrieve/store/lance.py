@@ -191,7 +191,7 @@ class LanceStore:
             query = self._table(table).search().where(ids_sql(chunk)).select(cols).limit(None)
             out.extend(query.to_list())
         order = {id_: i for i, id_ in enumerate(ids)}
-        out.sort(key=lambda row: order.get(row.get("id"), 0))
+        out.sort(key=lambda row: order.get(str(row.get("id")), 0))
         return out
 
     def scan(
