@@ -46,8 +46,9 @@ $MM search "Who is Bruce Wayne?" -k 3
 
 image="${MMRETRIEVE_QUERY_IMAGE:-}"
 if [ -z "$image" ] && [ "${MMRETRIEVE_IMAGE_MODEL:-}" != "none" ]; then
-  image=$($MM search "Bat man" -k 1 --json | .venv/bin/python -c \
-    'import json,sys; h=[x for x in json.load(sys.stdin)["hits"] if x["kind"]=="image"]; print(h[0]["uri"] if h else "")')
+  # an image of the best article for "Bat man" (any indexed image would do)
+  image=$($MM search "Bat man" -k 3 --json | .venv/bin/python -c \
+    'import json,sys; a=json.load(sys.stdin)["articles"]; i=[x for g in a for x in g["images"]]; print(i[0]["uri"] if i else "")')
 fi
 if [ -n "$image" ]; then
   echo; echo "\$ mmretrieve search \"Bat man\" --image $image"
