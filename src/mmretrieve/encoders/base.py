@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -45,3 +45,30 @@ def l2_normalize(x: np.ndarray) -> np.ndarray:
     x = np.asarray(x, dtype=np.float32)
     norms = np.linalg.norm(x, axis=-1, keepdims=True)
     return x / np.maximum(norms, 1e-12)
+
+
+class TextEncoderMethods:
+    """The protocol's methods, derived from a backend's ``_encode`` (batching, pooling,
+    normalising), its ``query_instruction`` and its ``_counter`` (a tokenizers.Tokenizer with
+    truncation and padding off)."""
+
+    query_instruction: str
+    _counter: Any
+
+    def _encode(self, texts: list[str]) -> np.ndarray:
+        raise NotImplementedError
+
+    def encode_documents(self, texts: Sequence[str]) -> np.ndarray:
+        """Embed passages as they are."""
+        return self._encode(list(texts))
+
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        """Embed queries, prefixed with the model's query instruction (if any)."""
+        return self._encode([self.query_instruction + t for t in texts])
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        """Tokens each text takes, without special tokens and without truncation."""
+        if not texts:
+            return []
+        encodings = self._counter.encode_batch(list(texts), add_special_tokens=False)
+        return [len(e.ids) for e in encodings]

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from mmretrieve.encoders.base import l2_normalize
+from mmretrieve.encoders.base import TextEncoderMethods, l2_normalize
 from mmretrieve.encoders.preprocess import ClipPreprocess
 from mmretrieve.encoders.resolve import ResolvedModel, is_random_model, resolve_model
 from mmretrieve.encoders.runtime import DTYPE_NAMES, onnx_file, onnx_folder
@@ -112,7 +112,7 @@ def _order(texts: Sequence[str]) -> list[int]:
     return sorted(range(len(texts)), key=lambda i: -len(texts[i]))
 
 
-class OnnxTextEncoder:
+class OnnxTextEncoder(TextEncoderMethods):
     """A BGE / sentence-transformers text model on ONNX Runtime; float32, L2-normalised."""
 
     runtime = "onnx"
@@ -177,21 +177,6 @@ class OnnxTextEncoder:
 
     def __repr__(self) -> str:
         return f"OnnxTextEncoder({self.name!r}, dim={self.dim}, dtype={self.info['dtype']!r})"
-
-    def encode_documents(self, texts: Sequence[str]) -> np.ndarray:
-        """Embed passages as they are."""
-        return self._encode(list(texts))
-
-    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
-        """Embed queries, prefixed with the model's query instruction (if any)."""
-        return self._encode([self.query_instruction + t for t in texts])
-
-    def count_tokens(self, texts: Sequence[str]) -> list[int]:
-        """Tokens each text takes, without special tokens and without truncation."""
-        if not texts:
-            return []
-        encodings = self._counter.encode_batch(list(texts), add_special_tokens=False)
-        return [len(e.ids) for e in encodings]
 
     def _encode(self, texts: list[str]) -> np.ndarray:
         out = np.zeros((len(texts), self.dim), dtype=np.float32)

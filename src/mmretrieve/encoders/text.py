@@ -7,7 +7,7 @@ plain transformers folders of the known models below (BGE: CLS pooling + query i
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from mmretrieve.encoders.base import TextEncoderMethods
 from mmretrieve.encoders.resolve import ResolvedModel, is_random_model, resolve_model
 from mmretrieve.encoders.runtime import DTYPE_NAMES, cpu_supports_bf16
 from mmretrieve.errors import ModelLoadError, UsageError, require
@@ -155,7 +156,7 @@ def read_query_instruction(path: Path, explicit: str | None, known: KnownTextMod
     return known.query_instruction if known else ""
 
 
-class TorchTextEncoder:
+class TorchTextEncoder(TextEncoderMethods):
     """Encodes passages and queries with PyTorch; vectors are float32 and L2-normalised."""
 
     runtime = "torch"
@@ -228,21 +229,6 @@ class TorchTextEncoder:
 
     def __repr__(self) -> str:
         return f"TorchTextEncoder({self.name!r}, dim={self.dim}, device={self.device!r})"
-
-    def encode_documents(self, texts: Sequence[str]) -> np.ndarray:
-        """Embed passages as they are."""
-        return self._encode(list(texts))
-
-    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
-        """Embed queries, prefixed with the model's query instruction (if any)."""
-        return self._encode([self.query_instruction + t for t in texts])
-
-    def count_tokens(self, texts: Sequence[str]) -> list[int]:
-        """Tokens each text takes, without special tokens and without truncation."""
-        if not texts:
-            return []
-        encodings = self._counter.encode_batch(list(texts), add_special_tokens=False)
-        return [len(e.ids) for e in encodings]
 
     def _encode(self, texts: list[str]) -> np.ndarray:
         if not texts:
