@@ -31,14 +31,15 @@ _VERSIONED = (
     "torch",
     "transformers",
     "onnxruntime",
+    "onnx",
     "tokenizers",
     "lancedb",
     "pyarrow",
     "numpy",
-    "PIL",
-    "qdrant_client",
-    "llama_index.core",
-    "sentence_transformers",
+    "pillow",
+    "qdrant-client",
+    "llama-index-core",
+    "sentence-transformers",
 )
 
 
@@ -54,17 +55,15 @@ def cpu_model() -> str:
 
 
 def versions() -> dict[str, str]:
-    import importlib
+    """Installed versions of the packages the figures depend on."""
+    from importlib.metadata import PackageNotFoundError, version
 
     out = {"python": platform.python_version()}
     for name in _VERSIONED:
-        module = sys.modules.get(name)
-        if module is None:
-            try:
-                module = importlib.import_module(name)
-            except ImportError:
-                continue
-        out[name] = str(getattr(module, "__version__", "?"))
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            continue
     return out
 
 

@@ -184,7 +184,7 @@ def parity_table() -> list[dict[str, Any]]:
 
     def cos(a: Any, b: Any) -> dict[str, float]:
         c = (a * b).sum(axis=1)
-        return {"min": round(float(c.min()), 4), "mean": round(float(c.mean()), 4)}
+        return {"min": round(float(c.min()), 5), "mean": round(float(c.mean()), 5)}
 
     rows = []
     for label, src, onnx_dir in (

@@ -46,8 +46,12 @@ def test_auto_follows_the_measurements(machine) -> None:
     assert "native bf16" in index.reason
     assert (query.runtime, query.precision) == ("onnx", "fp32")  # never int8 unasked
     assert choose("image", workload="query", device="cuda").runtime == "torch"
-    machine(torch=True, ort=True, bf16=False)
-    assert choose("image", workload="index").runtime == "torch"
+    machine(torch=True, ort=True, bf16=False)  # no native bf16: ONNX fp32 wins batches too
+    assert (choose("image", workload="index").runtime, choose("image").precision) == (
+        "onnx",
+        "fp32",
+    )
+    assert choose("image", workload="index", onnx_ready=False).runtime == "torch"
     # a precision only one runtime has decides the runtime
     assert choose("text", precision="int8", workload="index").runtime == "onnx"
     assert choose("text", precision="bf16", workload="query").runtime == "torch"

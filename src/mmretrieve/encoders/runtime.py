@@ -4,8 +4,9 @@ the "auto" choice. Imports neither torch nor onnxruntime (it only asks whether t
 "auto" is decided by measurement (docs/BENCHMARKS.md, "What auto picks"):
 - no torch installed -> ONNX Runtime; no onnxruntime or no ONNX files -> PyTorch;
 - a CUDA device -> PyTorch in fp16;
-- batch work (indexing) on CPU -> PyTorch, with bf16 autocast where the CPU has native bf16
-  (AVX512-BF16 or AMX), else fp32; single queries on CPU -> ONNX Runtime;
+- batch work (indexing) on CPU -> PyTorch with bf16 autocast where the CPU has native bf16
+  (AVX512-BF16 or AMX); without it ONNX Runtime fp32, which measured 2-3x PyTorch fp32 on
+  batches; single queries on CPU -> ONNX Runtime;
 - precision: never int8 by itself. int8 is faster but its worst vectors fall below the parity bar
   (cosine 0.99 against fp32) on the real all-MiniLM-L6-v2; ask for it with precision="int8".
 """
@@ -161,9 +162,10 @@ def choose(
             runtime, why = "torch", missing if torch_ok else "neither runtime is usable"
         elif cuda:
             runtime, why = "torch", "CUDA device"
+        elif workload == "index" and cpu_supports_bf16():
+            runtime, why = "torch", "batch work on a CPU with native bf16"
         elif workload == "index":
-            bf16 = "with native bf16" if cpu_supports_bf16() else "without bf16 (fp32)"
-            runtime, why = "torch", f"batch work on a CPU {bf16}"
+            runtime, why = "onnx", "batch work on a CPU without bf16: ONNX Runtime fp32 is faster"
         else:
             runtime, why = "onnx", "single queries on CPU: ONNX Runtime is fastest"
     else:
