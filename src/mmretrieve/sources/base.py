@@ -237,3 +237,23 @@ def walk_files(top: Path) -> Iterator[Path | Skipped]:
 def normalize_newlines(text: str) -> str:
     """``\r\n`` and ``\r`` to ``\n``, as :func:`read_text_file` does for files."""
     return text.replace("\r\n", "\n").replace("\r", "\n") if "\r" in text else text
+
+
+def read_file_listing(path: Path) -> tuple[dict[str, dict[str, Any]], list[Skipped]]:
+    """An ``images.jsonl`` listing's lines keyed by their ``file`` (a path relative to its
+    folder; the first line for a file wins), and the lines that could not be used."""
+    listed: dict[str, dict[str, Any]] = {}
+    problems: list[Skipped] = []
+    if not path.is_file():
+        return listed, problems
+    for entry in iter_jsonl(path, "image"):
+        if isinstance(entry, Skipped):
+            problems.append(entry)
+            continue
+        where, obj = entry
+        file = text_field(obj, "file")
+        if file is None:
+            problems.append(Skipped(where, "missing 'file'", "image"))
+        else:
+            listed.setdefault(Path(file).as_posix(), obj)
+    return listed, problems

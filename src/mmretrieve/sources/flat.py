@@ -15,8 +15,8 @@ from .base import (
     Source,
     image_item,
     is_hidden,
-    iter_jsonl,
     read_article,
+    read_file_listing,
     relative_file,
     skip_unless_raster,
     text_field,
@@ -42,7 +42,7 @@ class FlatSource(Source):
     layout = "flat"
 
     def items(self) -> Iterator[Item]:
-        manifest, problems = _read_manifest(self.root / MANIFEST_FILE)
+        manifest, problems = read_file_listing(self.root / MANIFEST_FILE)
         yield from problems
         try:
             entries = sorted(self.root.iterdir(), key=lambda p: p.name)
@@ -102,22 +102,3 @@ def _image(
         article_id = text_field(meta, "article_id") or text_field(meta, "title")
         image_id = text_field(meta, "id") or image_id
     return seen.claim(image_id, str(path)) or image_item(image_id, article_id, path, meta, root)
-
-
-def _read_manifest(path: Path) -> tuple[dict[str, dict[str, Any]], list[Skipped]]:
-    """Manifest lines keyed by their ``file`` (a path relative to the folder)."""
-    manifest: dict[str, dict[str, Any]] = {}
-    problems: list[Skipped] = []
-    if not path.is_file():
-        return manifest, problems
-    for entry in iter_jsonl(path, "image"):
-        if isinstance(entry, Skipped):
-            problems.append(entry)
-            continue
-        where, obj = entry
-        file = text_field(obj, "file")
-        if file is None:
-            problems.append(Skipped(where, "missing 'file'", "image"))
-        else:
-            manifest.setdefault(Path(file).as_posix(), obj)
-    return manifest, problems

@@ -15,8 +15,8 @@ from .base import (
     Source,
     image_item,
     is_hidden,
-    iter_jsonl,
     read_article,
+    read_file_listing,
     skip_unless_raster,
     text_field,
     walk_files,
@@ -115,7 +115,7 @@ def _read_meta(path: Path) -> dict[str, Any] | Skipped:
 
 
 def _images(folder: Path, article_id: str, seen: IdRegistry, root: Path) -> Iterator[Item]:
-    listed, problems = _read_listing(folder / IMAGES_FILE)
+    listed, problems = read_file_listing(folder / IMAGES_FILE)
     yield from problems
     used: set[str] = set()
     for entry in walk_files(folder):
@@ -140,22 +140,3 @@ def _images(folder: Path, article_id: str, seen: IdRegistry, root: Path) -> Iter
         )
     for key in sorted(listed.keys() - used):
         yield Skipped(str(folder / key), f"image file missing (listed in {IMAGES_FILE})", "image")
-
-
-def _read_listing(path: Path) -> tuple[dict[str, dict[str, Any]], list[Skipped]]:
-    """Metadata lines of an article's ``images.jsonl`` keyed by their ``file``."""
-    listed: dict[str, dict[str, Any]] = {}
-    problems: list[Skipped] = []
-    if not path.is_file():
-        return listed, problems
-    for entry in iter_jsonl(path, "image"):
-        if isinstance(entry, Skipped):
-            problems.append(entry)
-            continue
-        where, obj = entry
-        file = text_field(obj, "file")
-        if file is None:
-            problems.append(Skipped(where, "missing 'file'", "image"))
-        else:
-            listed.setdefault(Path(file).as_posix(), obj)
-    return listed, problems
