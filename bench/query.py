@@ -8,6 +8,7 @@ are RANDOM-weight bge-small and CLIP ViT-B/32 of the real architectures.
 
 Examples:
     python bench/query.py --quick --json
+    MMRETRIEVE_BENCH_SEQUENTIAL=1 python bench/query.py --quick --json   # routes not overlapped
     python bench/query.py --sweep --crossover          # choose the ANN parameters
     python bench/query.py --precision auto,int8        # end to end, two configurations
     python bench/query.py --encoders
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import sys
 import time
@@ -262,6 +264,8 @@ def end_to_end(root: Path, runtime: str, precision: str, n: int) -> dict[str, An
     settings = Settings(runtime=runtime, precision=precision)
     index = Index.open(root, create=False, settings=settings)
     store = index.store
+    # MMRETRIEVE_BENCH_SEQUENTIAL=1: the routes one after another, to compare with overlapped.
+    store.concurrent_reads = os.environ.get("MMRETRIEVE_BENCH_SEQUENTIAL", "") != "1"
     store.optimize()  # builds the ANN indexes when the tables are past the threshold
     t0 = time.perf_counter()
     index.search(text="warm up", image=pictures[0], k=10)  # loads the models once
@@ -269,6 +273,7 @@ def end_to_end(root: Path, runtime: str, precision: str, n: int) -> dict[str, An
     out: dict[str, Any] = {
         "runtime": runtime,
         "precision": precision,
+        "concurrent_reads": store.concurrent_reads,
         "model_load_s": round(load_s, 2),
         "models": [
             {k: m.get(k) for k in ("name", "runtime", "dtype")} for m in index.loaded_models()

@@ -1,9 +1,17 @@
 """The retrieval routes of DESIGN §6. Each returns a ranked list of (key, raw score) where a key is
-``("passage" | "image", id)``; the rows they read are kept for building hits afterwards."""
+``("passage" | "image", id)``; the rows they read are kept for building hits afterwards.
+
+The routes of one query run at once on a small shared thread pool: each is one or a few store
+calls that spend their time outside the GIL (Lance's Rust, a Milvus RPC), so where cores are
+free a query waits about as long as its slowest route rather than the sum of them.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import os
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,6 +28,52 @@ PASSAGE_FIELDS = ("id", "article_id", "text", "position", "section", "content_ha
 IMAGE_FIELDS = ("id", "article_id", "uri", "caption", "alt_text", "width", "height")
 VOTE_K = 10  # rank damping for image votes, like RRF's k: the top images dominate
 PASSAGES_PER_VOTED_ARTICLE = 3
+# Threads shared by every search in the process. A query starts at most 9 routes: 8 threads start
+# them all at once but the last, the votes, which waits for image->image anyway. More would only
+# let many concurrent searches crowd a small CPU.
+ROUTE_WORKERS = 8
+
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def _route_pool() -> ThreadPoolExecutor:
+    """The shared pool, started on first use, so that importing mmretrieve starts no thread."""
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(ROUTE_WORKERS, thread_name_prefix="mmretrieve-route")
+        return _pool
+
+
+def _forget_pool() -> None:
+    """A forked child inherits the pool but none of its threads: it would wait forever."""
+    global _pool, _pool_lock
+    _pool, _pool_lock = None, threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool)
+
+
+def _now(route: Callable[..., Ranked], *args: Any) -> Future[Ranked]:
+    """Run ``route`` here and now (a store that opts out of concurrent reads): a failing route
+    raises at once and the routes after it do not run, as when routes ran one after another."""
+    done: Future[Ranked] = Future()
+    done.set_result(route(*args))
+    return done
+
+
+def _gather(jobs: Sequence[Future[Ranked]]) -> list[Ranked]:
+    """The jobs' results in submission order. The first job in that order to fail raises its own
+    exception, whichever failed first in time, as when the routes ran one after another; and
+    nothing outlives the call: jobs not started are cancelled, running ones waited for."""
+    try:
+        return [job.result() for job in jobs]
+    finally:
+        for job in jobs:
+            job.cancel()
+        wait(jobs)
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +106,9 @@ class RouteRunner:
         out: Ranked = []
         for hit in hits:
             key = (kind, hit.id)
+            # Routes running at once share self.rows. setdefault is atomic under the GIL, and
+            # which route stores a key first cannot change a hit: every route of a kind reads
+            # the same fields (PASSAGE_FIELDS or IMAGE_FIELDS) of the same row, without scores.
             self.rows.setdefault(key, hit.row)
             out.append((key, hit.score))
         return out
@@ -154,9 +211,13 @@ class RouteRunner:
     def run(
         self, q: QueryVectors, active: Mapping[str, float]
     ) -> tuple[dict[str, Ranked], dict[str, str]]:
-        """Run every route that the query and the index allow and whose weight is not zero."""
-        results: dict[str, Ranked] = {}
+        """Run every route that the query and the index allow and whose weight is not zero, at
+        once unless the store says its reads must not overlap (``concurrent_reads = False``).
+        Results, statuses and errors are the same either way, keys in the same order."""
         status: dict[str, str] = {}
+        jobs: list[tuple[str, Future[Ranked]]] = []
+        concurrent = getattr(self.store, "concurrent_reads", True)
+        submit: Callable[..., Future[Ranked]] = _route_pool().submit if concurrent else _now
 
         def want(name: str, ok: bool, reason: str) -> bool:
             if not ok:
@@ -168,40 +229,52 @@ class RouteRunner:
             status[name] = "ok"
             return True
 
+        def start(name: str, route: Callable[..., Ranked], *args: Any) -> Future[Ranked]:
+            job = submit(route, *args)
+            jobs.append((name, job))
+            return job
+
         has_text = q.text is not None
         no_text, no_image = "no text in the query", "no image in the query"
         no_clip = "index has no image model"
         lexical = getattr(self.store, "supports_text_search", True)
         no_lexical = "lexical route unavailable on this store"
         if want(R.TEXT_PASSAGE_DENSE, has_text, no_text):
-            results[R.TEXT_PASSAGE_DENSE] = self.text_passage_dense(q)
+            start(R.TEXT_PASSAGE_DENSE, self.text_passage_dense, q)
         if want(R.TEXT_PASSAGE_BM25, has_text and lexical, no_text if not has_text else no_lexical):
-            results[R.TEXT_PASSAGE_BM25] = self.text_passage_bm25(q)
+            start(R.TEXT_PASSAGE_BM25, self.text_passage_bm25, q)
         if want(
             R.TEXT_IMAGE_CLIP, has_text and self.has_images, no_text if not has_text else no_clip
         ):
-            results[R.TEXT_IMAGE_CLIP] = self.text_image_clip(q)
+            start(R.TEXT_IMAGE_CLIP, self.text_image_clip, q)
         if want(
             R.TEXT_IMAGE_CAPTION, has_text and self.has_images, no_text if not has_text else no_clip
         ):
-            results[R.TEXT_IMAGE_CAPTION] = self.text_image_caption(q)
+            start(R.TEXT_IMAGE_CAPTION, self.text_image_caption, q)
         image_bm25_reason = (
             no_text if not has_text else no_clip if not self.has_images else no_lexical
         )
         if want(R.TEXT_IMAGE_BM25, has_text and self.has_images and lexical, image_bm25_reason):
-            results[R.TEXT_IMAGE_BM25] = self.text_image_bm25(q)
+            start(R.TEXT_IMAGE_BM25, self.text_image_bm25, q)
         has_image = q.clip_image is not None
         for name in R.IMAGE_ROUTES:
             if not has_image:
                 status[name] = no_image
         if has_image:
-            image_hits = self.image_image(q)  # also feeds the votes
-            if want(R.IMAGE_IMAGE, True, ""):
-                results[R.IMAGE_IMAGE] = image_hits
+            # Runs (and can fail) whatever its weight: it also feeds the votes.
+            image_hits = start(R.IMAGE_IMAGE, self.image_image, q)
+            want(R.IMAGE_IMAGE, True, "")
             if want(R.IMAGE_PASSAGE_CLIP, True, ""):
-                results[R.IMAGE_PASSAGE_CLIP] = self.image_passage_clip(q)
+                start(R.IMAGE_PASSAGE_CLIP, self.image_passage_clip, q)
             if want(R.IMAGE_PASSAGE_TITLE, True, ""):
-                results[R.IMAGE_PASSAGE_TITLE] = self.image_passage_title(q)
+                start(R.IMAGE_PASSAGE_TITLE, self.image_passage_title, q)
             if want(R.IMAGE_PASSAGE_VOTES, True, ""):
-                results[R.IMAGE_PASSAGE_VOTES] = self.image_passage_votes(q, image_hits)
-        return results, status
+                # Waits for image->image on a pool thread. It cannot deadlock: image->image was
+                # queued first, so it is running or done by the time a thread takes the votes.
+                start(R.IMAGE_PASSAGE_VOTES, self._votes_after, q, image_hits)
+        done = _gather([job for _, job in jobs])
+        ranked = zip((name for name, _ in jobs), done, strict=True)
+        return {name: hits for name, hits in ranked if status[name] == "ok"}, status
+
+    def _votes_after(self, q: QueryVectors, image_hits: Future[Ranked]) -> Ranked:
+        return self.image_passage_votes(q, image_hits.result())

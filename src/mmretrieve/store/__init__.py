@@ -6,11 +6,29 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import UsageError
-from .base import ARTICLES, IMAGES, PASSAGES, Filter, Row, Store, StoreHit, TableSchema, table_schemas
+from .base import (
+    ARTICLES,
+    IMAGES,
+    PASSAGES,
+    Filter,
+    Row,
+    Store,
+    StoreHit,
+    TableSchema,
+    table_schemas,
+)
 
 __all__ = [
-    "ARTICLES", "IMAGES", "PASSAGES", "Filter", "Row", "Store", "StoreHit", "TableSchema",
-    "open_store", "table_schemas",
+    "ARTICLES",
+    "IMAGES",
+    "PASSAGES",
+    "Filter",
+    "Row",
+    "Store",
+    "StoreHit",
+    "TableSchema",
+    "open_store",
+    "table_schemas",
 ]
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import threading
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import timedelta
 from pathlib import Path
@@ -63,6 +64,10 @@ _ID_CHUNK = 1000  # ids per IN (...) predicate
 _ARROW_TYPES = {"str": "string", "int": "int64", "float": "float64", "bool": "bool_"}
 
 
+def _has_fts(table: Any) -> bool:
+    return any(ix.index_type == "FTS" for ix in table.list_indices())
+
+
 def _arrow_schema(schema: TableSchema) -> Any:
     import pyarrow as pa
 
@@ -78,6 +83,9 @@ class LanceStore:
     """LanceDB in a local directory: one table per kind, BM25 through Lance's full-text index."""
 
     supports_text_search = True  # BM25 always works here (the searcher's lexical routes)
+    # The searcher's routes call this store from several threads at once (routes.py): Lance's
+    # tables are safe to share, and _lock covers what this class fills in lazily.
+    concurrent_reads = True
 
     def __init__(self, path: str | Path) -> None:
         import lancedb
@@ -91,6 +99,7 @@ class LanceStore:
             str(self.path), read_consistency_interval=timedelta(seconds=READ_CONSISTENCY_S)
         )
         self._tables: dict[str, Any] = {}
+        self._lock = threading.Lock()  # opening a table, building a missing full-text index
         self._schemas: dict[str, TableSchema] = {}
         # Per store, so benchmarks and tests can move them.
         self.ann_min_rows = ANN_MIN_ROWS
@@ -114,7 +123,10 @@ class LanceStore:
     def _table(self, name: str) -> Any:
         table = self._tables.get(name)
         if table is None:
-            table = self._tables[name] = self._db.open_table(name)
+            with self._lock:  # concurrent routes: open each table once, all share that handle
+                table = self._tables.get(name)
+                if table is None:
+                    table = self._tables[name] = self._db.open_table(name)
         return table
 
     def has_table(self, name: str) -> bool:
@@ -267,11 +279,13 @@ class LanceStore:
     # -- maintenance -------------------------------------------------------------------------
     def _ensure_fts(self, table: str, column: str) -> None:
         tbl = self._table(table)
-        if any(ix.index_type == "FTS" for ix in tbl.list_indices()):
+        if _has_fts(tbl):
             return
         from lancedb.index import FTS
 
-        tbl.create_index(column, config=FTS(with_position=False), replace=True)
+        with self._lock:  # two concurrent searches would both build it, one replacing the other
+            if not _has_fts(tbl):
+                tbl.create_index(column, config=FTS(with_position=False), replace=True)
 
     def _nprobes(self, table: str) -> int:
         if self.ann_nprobes:
@@ -285,11 +299,14 @@ class LanceStore:
     def _vector_indexes(self, table: str) -> set[str]:
         fields = self._ann_fields.get(table)
         if fields is None:
-            fields = self._ann_fields[table] = {
+            found = {
                 ix.columns[0]
                 for ix in self._table(table).list_indices()
                 if str(ix.index_type).lower().startswith(("ivf", "hnsw"))
             }
+            # The first set stored stays (threads may look at once): _ensure_vector_indexes adds
+            # to the set it got, which a later, staler look must not replace.
+            fields = self._ann_fields.setdefault(table, found)
         return fields
 
     def _ensure_vector_indexes(self, name: str, schema: TableSchema) -> None:
