@@ -58,7 +58,7 @@ from mmretrieve.types import Article  # noqa: E402
 DENSE, BM25 = W.TEXT_PASSAGE_DENSE, W.TEXT_PASSAGE_BM25
 ROUTES = (DENSE, BM25)
 RATIOS = ((1.0, 1.0), (2.0, 1.0), (3.0, 1.0), (1.0, 2.0), (1.0, 3.0))  # dense : bm25
-METHODS = ("rrf", "minmax", "zscore", "dbsf")
+METHODS = ("rrf", "minmax", "zscore", "dbsf", "zscore-family")
 
 
 def settings_grid() -> dict[str, FusionSetting]:

@@ -111,6 +111,21 @@ def _minmax(lists: dict[str, list[tuple[str, float]]], weights: dict[str, float]
     return sorted(total, key=lambda p: (-total[p], str(("passage", p))))
 
 
+def _zscore_family(
+    lists: dict[str, list[tuple[str, float]]], weights: dict[str, float]
+) -> list[str]:
+    """Both routes are one family: weighted z-scores (population deviation), then min-max."""
+    total: dict[str, float] = {}
+    for name, items in lists.items():
+        values = np.asarray([s for _, s in items], dtype=np.float64)
+        mean, std = values.mean(), values.std()
+        for pid, s in items:
+            total[pid] = total.get(pid, 0.0) + weights[name] * (s - mean) / std
+    lo, hi = min(total.values()), max(total.values())
+    scaled = {pid: (v - lo) / (hi - lo) for pid, v in total.items()}
+    return sorted(scaled, key=lambda p: (-scaled[p], str(("passage", p))))
+
+
 def _mean(per_query: list[dict[str, float]]) -> dict[str, float]:
     return {m: sum(q[m] for q in per_query) / len(per_query) for m in per_query[0]}
 
@@ -142,7 +157,13 @@ def independent(reported, squad_slice: Path, minilm_dir: Path) -> dict[str, dict
     query_vectors = encoder.encode_queries([q["text"] for q in queries])
     scores = np.asarray(query_vectors, dtype=np.float64) @ np.asarray(passage_vectors).T
     weights = {DENSE: W.DEFAULT_WEIGHTS[DENSE], BM25: W.DEFAULT_WEIGHTS[BM25]}
-    per: dict[str, list[dict[str, float]]] = {DENSE: [], BM25: [], "rrf": [], "minmax": []}
+    per: dict[str, list[dict[str, float]]] = {
+        DENSE: [],
+        BM25: [],
+        "rrf": [],
+        "minmax": [],
+        "zscore-family": [],
+    }
     for i, q in enumerate(queries):
         order = np.argsort(-scores[i], kind="stable")[:DEPTH]
         dense = [(rows[j]["id"], float(scores[i, j])) for j in order]
@@ -154,6 +175,9 @@ def independent(reported, squad_slice: Path, minilm_dir: Path) -> dict[str, dict
         per["minmax"].append(
             _rank_metrics(_docs(_minmax(lists, weights), article_of)[:DEPTH], relevant)
         )
+        per["zscore-family"].append(
+            _rank_metrics(_docs(_zscore_family(lists, weights), article_of)[:DEPTH], relevant)
+        )
     return {name: _mean(values) for name, values in per.items()}
 
 
@@ -161,9 +185,8 @@ def independent(reported, squad_slice: Path, minilm_dir: Path) -> dict[str, dict
 def test_json_shape(reported):
     data, _ = reported
     assert data["dataset"] == "squad_slice" and data["queries"] == N_QUERIES
-    assert {DENSE, BM25, "fusion:rrf", "fusion:minmax", "fusion:zscore", "fusion:dbsf"} <= set(
-        data["results"]
-    )
+    names = {DENSE, BM25, "fusion:rrf", "fusion:minmax", "fusion:zscore", "fusion:dbsf"}
+    assert names | {"fusion:zscore-family"} <= set(data["results"])
     assert data["default"] == f"fusion:{DEFAULT_METHOD}"
     for figures in data["results"].values():
         assert set(figures) == {
@@ -178,7 +201,9 @@ def test_json_shape(reported):
     assert data["timings"]["index_s"] > 0 and data["timings"]["encode_s"] > 0
 
 
-@pytest.mark.parametrize("name", [DENSE, BM25, "fusion:rrf", "fusion:minmax"])
+@pytest.mark.parametrize(
+    "name", [DENSE, BM25, "fusion:rrf", "fusion:minmax", "fusion:zscore-family"]
+)
 def test_figures_equal_independent_computation(reported, independent, name):
     data, _ = reported
     key = name.removeprefix("fusion:")

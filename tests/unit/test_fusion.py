@@ -62,3 +62,56 @@ def test_parse_weights():
         parse_weights(["image->image"])
     with pytest.raises(UsageError):
         parse_weights(["image->image=abc"])
+
+
+def test_zscore_family_by_hand():
+    """Within a family: weighted z-scores; across families: min-max of each family's sums, times
+    the family's weight."""
+    dense = [("a", 0.9), ("b", 0.8), ("c", 0.4)]  # z: +0.98, +0.39, -1.37
+    bm25 = [("b", 12.0), ("d", 4.0)]  # z: +1, -1
+    routes = {
+        "text->passage:dense": dense,
+        "text->passage:bm25": bm25,
+        "image->image": [("i", 1.0)],
+    }
+    weights = {"text->passage:dense": 1.0, "text->passage:bm25": 0.5, "image->image": 1.0}
+    fused = dict(fuse(routes, weights, method="zscore-family"))
+    z = dict(fuse({"x": dense}, method="zscore"))
+    sums = {"a": z["a"], "b": z["b"] + 0.5, "c": z["c"], "d": -0.5}
+    lo, hi = min(sums.values()), max(sums.values())
+    for key, value in sums.items():
+        assert fused[key] == pytest.approx(1.5 * (value - lo) / (hi - lo))
+    assert fused["i"] == pytest.approx(1.0)  # a family of one item: its best gets its weight
+
+
+def test_zscore_family_ranks_one_family_as_zscore_does():
+    routes = {
+        "text->passage:dense": [("a", 0.91), ("b", 0.9), ("c", 0.5), ("d", 0.45)],
+        "text->passage:bm25": [("c", 30.0), ("d", 9.0), ("a", 8.0), ("e", 7.5)],
+    }
+    weights = {"text->passage:dense": 2.0, "text->passage:bm25": 1.0}
+    ranking = [key for key, _ in fuse(routes, weights, method="zscore-family")]
+    assert ranking == [key for key, _ in fuse(routes, weights, method="zscore")]
+
+
+def test_zscore_family_gives_an_exact_image_match_first_place_however_short_its_list():
+    """Plain z-scores cap the best of n items at sqrt(n - 1) deviations, so a two-image table
+    loses to fifty passages the picture only implies; by family, each family's best gets its
+    family's whole weight (image->image 1.0 against 0.9 for the three image->passage routes)."""
+    passages = [(f"p{i}", 0.3 - i * 0.004) for i in range(50)]
+    passages[0] = ("p0", 0.6)  # one passage stands far out: a large z-score
+    routes = {
+        "image->image": [("exact", 1.0), ("other", 0.2)],
+        "image->passage:clip_text": passages,
+        "image->passage:title": passages,
+        "image->passage:votes": passages,
+    }
+    weights = {
+        "image->image": 1.0,
+        "image->passage:clip_text": 0.3,
+        "image->passage:title": 0.2,
+        "image->passage:votes": 0.4,
+    }
+    assert fuse(routes, weights, method="zscore")[0][0] == "p0"
+    top = fuse(routes, weights, method="zscore-family")
+    assert top[0] == ("exact", pytest.approx(1.0)) and top[1] == ("p0", pytest.approx(0.9))

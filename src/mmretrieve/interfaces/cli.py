@@ -18,6 +18,8 @@ import click
 from ..config import ENV_IMAGE_MODEL, ENV_INDEX, ENV_TEXT_MODEL, settings_from_env
 from ..distributed.options import ray_options
 from ..errors import MMRetrieveError
+from ..retrieval.fusion import METHODS
+from ..retrieval.searcher import DEFAULT_METHOD
 
 F = TypeVar("F", bound=Callable[..., Any])
 EXIT_SKIPPED = 3
@@ -205,8 +207,8 @@ def _print_report(report: Any, stats: dict[str, Any]) -> None:
               help="How many articles to return.")
 @click.option("--weight", "weights", multiple=True, metavar="ROUTE=W",
               help="Weight of a route or route family, e.g. text->passage:bm25=0.5 (repeatable).")
-@click.option("--method", type=click.Choice(["rrf", "minmax", "zscore", "dbsf"]), default=None,
-              help="Fusion method (default minmax; see docs/QUALITY.md).")
+@click.option("--method", type=click.Choice(METHODS), default=None,
+              help=f"Fusion method (default {DEFAULT_METHOD}; see docs/QUALITY.md).")
 @click.option("--article", "article_ids", multiple=True,
               help="Only search within this article id (repeatable).")
 @device_option

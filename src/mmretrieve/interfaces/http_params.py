@@ -25,12 +25,13 @@ from ..errors import (
     ModelNotFoundError,
     UsageError,
 )
+from ..retrieval.fusion import METHODS
 from .render import result_dict
 
 if TYPE_CHECKING:
     from ..api import Index
 
-FUSION_METHODS = ("rrf", "minmax", "zscore", "dbsf")
+FUSION_METHODS = METHODS
 FILTER_KEYS = ("article_ids",)
 
 

@@ -17,11 +17,12 @@ from .grouping import group_by_article
 from .routes import Key, QueryVectors, Ranked, RouteRunner
 from .weights import resolve_weights
 
-# Min-max fusion (with BM25 at half weight, weights.py): within 0.8 nDCG@10 points of the better
-# single route on every set of the fusion study, where equal-weight RRF lost up to 4.7
-# (docs/QUALITY.md). Like RRF, and unlike z-scores, it gives each route's best item the same
-# credit whatever the length of the route's list.
-DEFAULT_METHOD = "minmax"
+# Z-scores within a route family, min-max across families (fusion.py), with BM25 at half the
+# weight of dense (weights.py): the only setting of the fusion study that never fell measurably
+# below the better single route (worst: -0.2 +/- 0.3 nDCG@10 points), where equal-weight RRF lost
+# up to 4.7 and min-max 0.8 (docs/QUALITY.md). Across families each family's best item gets the
+# family's weight, whatever the length of its list, so an exact image match still comes first.
+DEFAULT_METHOD = "zscore-family"
 MIN_DEPTH = 50  # candidates each route fetches, at least
 
 

@@ -28,8 +28,9 @@ ALL_ROUTES = TEXT_ROUTES + IMAGE_ROUTES
 
 # The three image->passage routes are views of one signal (the picture), so together they weigh
 # less than image->image: an exact or near-exact picture match outranks passages it only implies.
-# BM25 over passages weighs half of dense: with min-max fusion this stayed within 0.8 nDCG@10
-# points of the better single route on a BM25-strong and a dense-strong set (docs/QUALITY.md).
+# BM25 over passages weighs half of dense: with the default fusion (z-scores within the family)
+# this stayed within 0.2 nDCG@10 points of the better single route, or above it, on a
+# BM25-strong and a dense-strong set (docs/QUALITY.md).
 DEFAULT_WEIGHTS: Mapping[str, float] = {
     TEXT_PASSAGE_DENSE: 1.0,
     TEXT_PASSAGE_BM25: 0.5,
@@ -43,7 +44,8 @@ DEFAULT_WEIGHTS: Mapping[str, float] = {
 }
 
 
-def _family(name: str) -> str:
+def family(name: str) -> str:
+    """``text->passage:bm25`` -> ``text->passage``: the routes that rank the same items."""
     return name.split(":", 1)[0]
 
 
@@ -55,7 +57,7 @@ def resolve_weights(
     resolved = dict(defaults)
     if not overrides:
         return resolved
-    families = {_family(n) for n in ALL_ROUTES}
+    families = {family(n) for n in ALL_ROUTES}
     for key, value in overrides.items():
         if key not in ALL_ROUTES and key not in families:
             raise UsageError(
@@ -67,8 +69,8 @@ def resolve_weights(
     for name in ALL_ROUTES:
         if name in overrides:
             resolved[name] = float(overrides[name])
-        elif _family(name) in overrides:
-            resolved[name] = float(overrides[_family(name)])
+        elif family(name) in overrides:
+            resolved[name] = float(overrides[family(name)])
     return resolved
 
 
