@@ -114,13 +114,14 @@ def _minmax(lists: dict[str, list[tuple[str, float]]], weights: dict[str, float]
 def _zscore_family(
     lists: dict[str, list[tuple[str, float]]], weights: dict[str, float]
 ) -> list[str]:
-    """Both routes are one family: weighted z-scores (population deviation), then min-max."""
+    """Both routes are one family: weighted z-scores (population deviation) floored at 0, then
+    min-max."""
     total: dict[str, float] = {}
     for name, items in lists.items():
         values = np.asarray([s for _, s in items], dtype=np.float64)
         mean, std = values.mean(), values.std()
         for pid, s in items:
-            total[pid] = total.get(pid, 0.0) + weights[name] * (s - mean) / std
+            total[pid] = total.get(pid, 0.0) + weights[name] * max(0.0, (s - mean) / std)
     lo, hi = min(total.values()), max(total.values())
     scaled = {pid: (v - lo) / (hi - lo) for pid, v in total.items()}
     return sorted(scaled, key=lambda p: (-scaled[p], str(("passage", p))))

@@ -65,33 +65,34 @@ def test_parse_weights():
 
 
 def test_zscore_family_by_hand():
-    """Within a family: weighted z-scores; across families: min-max of each family's sums, times
-    the family's weight."""
-    dense = [("a", 0.9), ("b", 0.8), ("c", 0.4)]  # z: +0.98, +0.39, -1.37
-    bm25 = [("b", 12.0), ("d", 4.0)]  # z: +1, -1
-    routes = {
-        "text->passage:dense": dense,
-        "text->passage:bm25": bm25,
-        "image->image": [("i", 1.0)],
-    }
+    """Within a family: weighted z-scores, those below the route's mean counted as 0; across
+    families: min-max of each family's sums, times the family's weight."""
+    dense = [("a", 0.9), ("b", 0.8), ("c", 0.4)]  # z: +0.98, +0.39, -1.37 -> 0
+    bm25 = [("b", 12.0), ("d", 4.0)]  # z: +1, -1 -> 0
+    image = [("i", 1.0)]
+    routes = {"text->passage:dense": dense, "text->passage:bm25": bm25, "image->image": image}
     weights = {"text->passage:dense": 1.0, "text->passage:bm25": 0.5, "image->image": 1.0}
     fused = dict(fuse(routes, weights, method="zscore-family"))
     z = dict(fuse({"x": dense}, method="zscore"))
-    sums = {"a": z["a"], "b": z["b"] + 0.5, "c": z["c"], "d": -0.5}
+    sums = {"a": z["a"], "b": z["b"] + 0.5, "c": 0.0, "d": 0.0}
     lo, hi = min(sums.values()), max(sums.values())
+    assert set(fused) == {*sums, "i"}
     for key, value in sums.items():
         assert fused[key] == pytest.approx(1.5 * (value - lo) / (hi - lo))
     assert fused["i"] == pytest.approx(1.0)  # a family of one item: its best gets its weight
 
 
-def test_zscore_family_ranks_one_family_as_zscore_does():
+def test_zscore_family_never_counts_a_route_against_what_it_found():
+    """An image whose caption matched, ranked last of three by CLIP, must not lose to the image
+    CLIP put first and nothing else found: a plain z-score (-1.2 from CLIP) lets it."""
     routes = {
-        "text->passage:dense": [("a", 0.91), ("b", 0.9), ("c", 0.5), ("d", 0.45)],
-        "text->passage:bm25": [("c", 30.0), ("d", 9.0), ("a", 8.0), ("e", 7.5)],
+        "text->image:clip": [("tomato", 0.10), ("gogh", -0.07), ("batman", -0.19)],
+        "text->image:caption": [("batman", 0.78)],
+        "text->image:bm25": [("batman", 0.86)],
     }
-    weights = {"text->passage:dense": 2.0, "text->passage:bm25": 1.0}
-    ranking = [key for key, _ in fuse(routes, weights, method="zscore-family")]
-    assert ranking == [key for key, _ in fuse(routes, weights, method="zscore")]
+    weights = dict.fromkeys(routes, 0.5)
+    assert fuse(routes, weights, method="zscore")[0][0] == "tomato"
+    assert fuse(routes, weights, method="zscore-family")[0][0] == "batman"
 
 
 def test_zscore_family_gives_an_exact_image_match_first_place_however_short_its_list():

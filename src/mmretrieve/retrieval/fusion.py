@@ -7,7 +7,10 @@ min-max, z-score, distribution-based, or ranks only (weighted reciprocal rank fu
 ``zscore-family`` (the default, chosen by the study in docs/QUALITY.md) fuses in two stages. Routes
 of one family (``text->passage:dense`` and ``text->passage:bm25``, say) rank the same items for
 the same query, so their z-scores compare: a route whose best item stands far above the rest says
-more than one whose scores are flat. Across families that reading breaks down, because the best of
+more than one whose scores are flat. Scores below a route's mean count as 0, as if the route had
+not returned the item (a plain z-score makes an item found at the bottom of a list worse off
+than one not found at all, which sinks an image whose caption matched because the CLIP route
+ranked it last). Across families that reading breaks down, because the best of
 n scores can lie at most sqrt(n - 1) standard deviations above their mean, and families return
 lists of very different lengths (a dozen images against fifty passages). So each family's fused
 scores are then min-maxed: every family's best item gets the family's whole weight, as under
@@ -48,6 +51,12 @@ def _zscore(items: Ranked[K], k: int) -> dict[K, float]:
     return {key: (s - mu) / sigma for key, s in items}
 
 
+def _zscore_above_mean(items: Ranked[K], k: int) -> dict[K, float]:
+    """Z-scores, with those below the route's mean counted as 0: the credit of an item the route
+    did not return. Finding an item never counts against it."""
+    return {key: max(0.0, z) for key, z in _zscore(items, k).items()}
+
+
 def _dbsf(items: Ranked[K], k: int) -> dict[K, float]:
     """Distribution-based score fusion: scale by mean ± 3 standard deviations, clip to [0, 1].
     Equal scores all sit at the mean, which this scale puts at 0.5 (1.0 would make raising one
@@ -67,7 +76,9 @@ NORMALISERS: dict[str, Callable[[Ranked, int], dict]] = {
     "dbsf": _dbsf,
 }
 # Two-stage methods: (normaliser within a route family, normaliser across families).
-BY_FAMILY: dict[str, tuple[str, str]] = {"zscore-family": ("zscore", "minmax")}
+BY_FAMILY: dict[str, tuple[Callable[[Ranked, int], dict], Callable[[Ranked, int], dict]]] = {
+    "zscore-family": (_zscore_above_mean, _minmax),
+}
 METHODS: tuple[str, ...] = (*NORMALISERS, *BY_FAMILY)
 
 
@@ -88,7 +99,7 @@ def _weighted_sum(
 def _by_family(
     routes: Mapping[str, Ranked[K]], weights: Mapping[str, float], method: str, k: int
 ) -> dict[K, float]:
-    within, across = (NORMALISERS[name] for name in BY_FAMILY[method])
+    within, across = BY_FAMILY[method]
     families: dict[str, dict[str, Ranked[K]]] = {}
     for name, items in routes.items():
         if items and weights.get(name, 1.0) != 0:
