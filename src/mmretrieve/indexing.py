@@ -12,7 +12,6 @@ JPEGs are decoded at reduced scale (draft mode) just large enough for the image 
 
 from __future__ import annotations
 
-import math
 import os
 import re
 import time
@@ -29,7 +28,7 @@ from .config import Settings
 from .documents.chunking import chunk_article
 from .documents.hashing import content_hash, file_sha256
 from .documents.images import load_image, probe_image
-from .encoders.base import ImageTextEncoder, TextEncoder
+from .encoders.base import ImageTextEncoder, TextEncoder, input_edge
 from .errors import BadInputError
 from .store.base import ARTICLES, IMAGES, PASSAGES, Row, Store
 from .types import Article, Image, Passage, Skipped
@@ -101,18 +100,6 @@ def image_hash(sha256: str, image: Image) -> str:
     return content_hash(sha256, image.article_id, image.caption, image.alt_text, image.license)
 
 
-def decode_side(width: int, height: int, shortest_edge: int | None) -> int:
-    """Longest side to decode an image to. A photo at least twice the model's input edge is
-    decoded just large enough (JPEG draft mode then skips most of its pixels); anything else
-    gets ``load_image``'s default, as queries do, so an indexed image and the same image as a
-    query give the same vector."""
-    default = 1024
-    if not shortest_edge or min(width, height) < 2 * shortest_edge:
-        return default
-    side = math.ceil(shortest_edge * max(width, height) / min(width, height))
-    return side if side < default else default
-
-
 @dataclass(frozen=True, slots=True)
 class _Prepared:
     """What a decode worker hands back for one image: a skip reason, "unchanged", or pixels."""
@@ -143,7 +130,7 @@ def _prepare_image(
             image.uri,
             max_pixels=options.max_image_pixels,
             max_bytes=options.max_image_bytes,
-            max_side=decode_side(width, height, edge),
+            fit_edge=edge,
         )
     except BadInputError as exc:
         return _Prepared(skip=str(exc))
@@ -182,8 +169,7 @@ class Indexer:
         self._image_rows: list[Row] = []
         self._decoding: deque[tuple[Image, Future[_Prepared]]] = deque()
         self._pool: ThreadPoolExecutor | None = None
-        preprocess = getattr(image_encoder, "preprocess", None)
-        self._edge: int | None = getattr(preprocess, "shortest_edge", None)
+        self._edge = input_edge(image_encoder)
         self._seen_articles: set[str] = set()
         self._seen_images: set[str] = set()
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from mmretrieve.documents.images import decode_side
 from mmretrieve.encoders import load_image_encoder, load_text_encoder, runtime
 from mmretrieve.encoders.runtime import (
     choose,
@@ -17,7 +18,6 @@ from mmretrieve.encoders.runtime import (
     onnx_folder,
 )
 from mmretrieve.errors import ModelNotFoundError, UsageError
-from mmretrieve.indexing import decode_side
 
 
 @pytest.fixture

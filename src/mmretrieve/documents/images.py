@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import math
 import os
 import warnings
 from pathlib import Path
@@ -34,18 +35,34 @@ NON_RASTER_EXTENSIONS: dict[str, str] = {
 _WHITE = (255, 255, 255)
 
 
+DEFAULT_MAX_SIDE = 1024
+
+
+def decode_side(width: int, height: int, shortest_edge: int | None) -> int:
+    """Longest side to decode an image to for a model whose input's short side is
+    ``shortest_edge``. A photo at least twice that edge is decoded just large enough (JPEG
+    draft mode then skips most of its pixels); anything else gets the default. Indexing and
+    queries both decode this way, so an indexed image queried with itself gives the same vector."""
+    if not shortest_edge or min(width, height) < 2 * shortest_edge:
+        return DEFAULT_MAX_SIDE
+    side = math.ceil(shortest_edge * max(width, height) / min(width, height))
+    return min(side, DEFAULT_MAX_SIDE)
+
+
 def load_image(
     source: str | Path | bytes,
     *,
     max_pixels: int = 64_000_000,
     max_bytes: int = 50_000_000,
-    max_side: int | None = 1024,
+    max_side: int | None = DEFAULT_MAX_SIDE,
+    fit_edge: int | None = None,
 ) -> PILImage:
     """Decode ``source`` (a path or the file's bytes) into an RGB image.
 
     The pixel count is checked from the header before any pixel is decoded; transparency is
     composited on white; EXIF orientation is applied; the longest side is reduced to
-    ``max_side`` (``None`` keeps the full size). Raises :class:`BadInputError` with the reason.
+    ``max_side`` (``None`` keeps the full size), or with ``fit_edge`` (an image model's input
+    edge) to :func:`decode_side`'s size. Raises :class:`BadInputError` with the reason.
     """
     from PIL import Image
 
@@ -63,6 +80,8 @@ def load_image(
                             f"image too large: {name} is {width}x{height} "
                             f"({width * height} pixels, limit {max_pixels})"
                         )
+                    if fit_edge is not None:
+                        max_side = decode_side(width, height, fit_edge)
                     if max_side is not None:
                         # JPEG decodes at 1/2, 1/4 or 1/8 scale straight away: far faster for
                         # photos. A no-op for other formats.

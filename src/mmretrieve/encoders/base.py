@@ -41,6 +41,13 @@ class ImageTextEncoder(Protocol):
     def encode_texts(self, texts: Sequence[str]) -> np.ndarray: ...
 
 
+def input_edge(encoder: object) -> int | None:
+    """The short side of the image model's input (224 for ViT-B/32), when the encoder says: how
+    small a photo may be decoded (``documents.images.decode_side``)."""
+    edge = getattr(getattr(encoder, "preprocess", None), "shortest_edge", None)
+    return int(edge) if edge else None
+
+
 def l2_normalize(x: np.ndarray) -> np.ndarray:
     x = np.asarray(x, dtype=np.float32)
     norms = np.linalg.norm(x, axis=-1, keepdims=True)

@@ -148,6 +148,7 @@ def encode_queries(
 ) -> list[QueryVectors]:
     """Every query encoded once per model, in batches."""
     from ..documents.images import load_image
+    from ..encoders.base import input_edge
 
     text_idx = [i for i, q in enumerate(queries) if q.text and q.text.strip()]
     texts = [str(queries[i].text).strip() for i in text_idx]
@@ -169,7 +170,10 @@ def encode_queries(
     for part in _batches(len(image_idx), batch_size):
         pictures = [
             load_image(
-                str(queries[i].image), max_pixels=s.max_image_pixels, max_bytes=s.max_image_bytes
+                str(queries[i].image),
+                max_pixels=s.max_image_pixels,
+                max_bytes=s.max_image_bytes,
+                fit_edge=input_edge(clip),
             )
             for i in image_idx[part]
         ]

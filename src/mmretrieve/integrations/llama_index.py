@@ -238,9 +238,11 @@ class MMClipEmbedding(MultiModalEmbedding):
 
     def _decode(self, image: str | BytesIO) -> Any:
         from ..documents.images import load_image
+        from ..encoders.base import input_edge
 
         source = image.getvalue() if isinstance(image, BytesIO) else image
-        return load_image(source, max_pixels=self._max_pixels)
+        # At the size the indexer decodes at, as Index.search does.
+        return load_image(source, max_pixels=self._max_pixels, fit_edge=input_edge(self._encoder))
 
     def _get_image_embeddings(self, img_file_paths: list[Any]) -> list[list[float]]:
         pictures = [self._decode(p) for p in img_file_paths]

@@ -20,11 +20,12 @@ import json
 import mimetypes
 import os
 import threading
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from importlib import resources
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote
 
+from ..encoders.base import input_edge
 from ..errors import MMRetrieveError, require
 from .http_params import (
     HTTPProblem,
@@ -42,6 +43,8 @@ from .http_params import (
     status_for,
 )
 from .thumbnails import DEFAULT_MAX_BYTES, DEFAULT_SIZE, ThumbnailCache
+
+T = TypeVar("T")
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -237,6 +240,15 @@ def create_app(
             article_ids=ids or None,
         )
 
+    def locked(work: Callable[[], T]) -> T:
+        # Queries run one at a time; one that cannot start in time is refused, not queued forever.
+        if not search_lock.acquire(timeout=request_timeout):
+            raise HTTPProblem(503, "the server is busy: try again", {"Retry-After": "1"})
+        try:
+            return work()
+        finally:
+            search_lock.release()
+
     def run_search(params: SearchParams) -> dict[str, Any]:
         picture = None
         if params.image is not None:
@@ -244,12 +256,15 @@ def create_app(
                 raise HTTPProblem(
                     413, f"image too large: {len(params.image)} bytes (limit {max_upload_bytes})"
                 )
-            picture = load_image(params.image, max_pixels=max_pixels, max_bytes=max_upload_bytes)
-        # Queries run one at a time; one that cannot start in time is refused, not queued forever.
-        if not search_lock.acquire(timeout=request_timeout):
-            raise HTTPProblem(503, "the server is busy: try again", {"Retry-After": "1"})
-        try:
-            result = index.search(
+            # Decoded outside the lock, at the size the indexer decoded at (the lookup may load
+            # the image model, hence the lock).
+            edge = locked(lambda: input_edge(index.image_encoder))
+            picture = load_image(
+                params.image, max_pixels=max_pixels, max_bytes=max_upload_bytes, fit_edge=edge
+            )
+
+        def search() -> tuple[Any, list[str]]:
+            found = index.search(
                 text=params.text,
                 image=picture,
                 k=params.k,
@@ -257,9 +272,9 @@ def create_app(
                 method=params.method,
                 article_ids=params.article_ids,
             )
-            warnings = random_model_warnings(index)
-        finally:
-            search_lock.release()
+            return found, random_model_warnings(index)
+
+        result, warnings = locked(search)
         query = {"text": params.text, "image": params.image_name, "k": params.k}
         return response_dict(result, query, warnings)
 
