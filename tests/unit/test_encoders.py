@@ -219,6 +219,36 @@ def test_text_encoder_matches_sentence_transformers_on_random_model(
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("kind", ["text", "image"])
+def test_cpu_bf16_weights_per_workload(kind, tiny_text_model_dir, tiny_clip_model_dir) -> None:
+    """CPU bf16: "index" holds bfloat16 weights only; "query" runs batches under
+    LOWP_MIN_ROWS on float32 weights and casts a bfloat16 copy once, on the first larger batch."""
+    import torch
+
+    from mmretrieve.encoders.text import LOWP_MIN_ROWS
+
+    if kind == "text":
+        load, folder = load_text_encoder, tiny_text_model_dir
+        run = lambda enc, n: enc.encode_documents(TEXTS[:1] * n)  # noqa: E731
+    else:
+        load, folder = load_image_encoder, tiny_clip_model_dir
+        run = lambda enc, n: enc.encode_images(_images()[:1] * n)  # noqa: E731
+    ref = run(load(str(folder), device="cpu"), LOWP_MIN_ROWS)
+    index = load(str(folder), device="cpu", precision="bf16", workload="index")
+    assert index._weights.fp32 is None and index._weights.bf16.dtype == torch.bfloat16
+    assert index.info["dtype"] == "bfloat16"
+    for rows in (1, LOWP_MIN_ROWS):
+        assert ((run(index, rows) * ref[:rows]).sum(axis=1) > 0.99).all()
+    query = load(str(folder), device="cpu", precision="bf16", workload="query")
+    np.testing.assert_allclose(run(query, 1), ref[:1], atol=1e-6)  # float32, as before
+    assert query._weights.bf16 is None
+    got = run(query, LOWP_MIN_ROWS)
+    assert query._weights.bf16.dtype == torch.bfloat16
+    assert query._weights.fp32.dtype == torch.float32
+    assert ((got * ref).sum(axis=1) > 0.99).all()
+
+
+@pytest.mark.slow
 def test_clip_encoder_loads_with_info(clip_encoder) -> None:
     assert isinstance(clip_encoder, ImageTextEncoder)
     assert clip_encoder.dim == 32

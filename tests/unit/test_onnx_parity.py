@@ -46,10 +46,12 @@ DOCS = [
 QUERIES = ["Who is Bruce Wayne?", "Dutch painter", "red fruit soup", "football final", "Paris"]
 
 
-def _variants(kind: str) -> list[tuple[str, str]]:
-    out = [("onnx", "fp32"), ("onnx", "int8")]
+def _variants(kind: str) -> list[tuple[str, str, str]]:
+    """(runtime, precision, workload). torch bf16 on CPU keeps other weights per workload:
+    "index" bfloat16 only; "query" float32 for small batches, a bfloat16 copy for batches."""
+    out = [("onnx", "fp32", "index"), ("onnx", "int8", "index")]
     if cpu_supports_bf16():
-        out.append(("torch", "bf16"))
+        out += [("torch", "bf16", "index"), ("torch", "bf16", "query")]
     return out
 
 
@@ -128,14 +130,18 @@ def _text_parity(src: Path, onnx_dir: Path, what: str) -> None:
     ref = load_text_encoder(str(src), device="cpu")
     ref_d, ref_q = ref.encode_documents(DOCS), ref.encode_queries(QUERIES)
     assert ref.info["dtype"] == "float32"
-    for runtime, precision in _variants("text"):
+    for runtime, precision, workload in _variants("text"):
         folder = onnx_dir if runtime == "onnx" else src
-        enc = load_text_encoder(str(folder), runtime=runtime, precision=precision, device="cpu")
+        enc = load_text_encoder(
+            str(folder), runtime=runtime, precision=precision, device="cpu", workload=workload
+        )
         assert enc.info["runtime"] == runtime and enc.dim == ref.dim
-        label = f"{what} {runtime}/{precision}"
+        label = f"{what} {runtime}/{precision}/{workload}"
         got_d, got_q = enc.encode_documents(DOCS), enc.encode_queries(QUERIES)
         assert_parity(ref_d, got_d, label + " documents")
         assert_parity(ref_q, got_q, label + " queries")
+        one = np.concatenate([enc.encode_queries([q]) for q in QUERIES])  # single-row batches
+        assert_parity(ref_q, one, label + " single queries")
         assert_same_ranking(ref_q, ref_d, got_q, got_d, label)
         assert enc.count_tokens(DOCS) == ref.count_tokens(DOCS)
 
@@ -144,13 +150,17 @@ def _clip_parity(src: Path, onnx_dir: Path, what: str) -> None:
     ref = load_image_encoder(str(src), device="cpu")
     images = _images()
     ref_i, ref_t = ref.encode_images(images), ref.encode_texts(DOCS + QUERIES)
-    for runtime, precision in _variants("image"):
+    for runtime, precision, workload in _variants("image"):
         folder = onnx_dir if runtime == "onnx" else src
-        enc = load_image_encoder(str(folder), runtime=runtime, precision=precision, device="cpu")
-        label = f"{what} {runtime}/{precision}"
+        enc = load_image_encoder(
+            str(folder), runtime=runtime, precision=precision, device="cpu", workload=workload
+        )
+        label = f"{what} {runtime}/{precision}/{workload}"
         got_i, got_t = enc.encode_images(images), enc.encode_texts(DOCS + QUERIES)
         assert_parity(ref_i, got_i, label + " images")
         assert_parity(ref_t, got_t, label + " texts")
+        one = np.concatenate([enc.encode_images([im]) for im in images[:2]])
+        assert_parity(ref_i[:2], one, label + " single images")
         assert_same_ranking(ref_t, ref_i, got_t, got_i, label + " text->image")
         assert_same_ranking(ref_i, ref_i, got_i, got_i, label + " image->image")
 

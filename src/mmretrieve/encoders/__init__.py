@@ -29,7 +29,8 @@ __all__ = [
     "resolve_model",
 ]
 
-# runtime name -> "module:factory"; a factory takes (name_or_path, **options).
+# runtime name -> "module:factory"; a factory takes (name_or_path, **options), options
+# including device, precision and workload.
 TEXT_RUNTIMES: dict[str, str] = {
     "torch": "mmretrieve.encoders.text:TorchTextEncoder",
     "onnx": "mmretrieve.encoders.onnx:OnnxTextEncoder",
@@ -113,7 +114,8 @@ def load_text_encoder(
     ``query_instruction``: None = the model's own default, "" = none.
     ``max_length``: None = the model's own limit; longer texts are truncated.
     ``precision``: None = fp32 (the reference); "auto", "bf16", "fp16" (CUDA), "int8" (onnx).
-    ``workload``: what "auto" optimises for: "index" (batches) or "query" (one at a time).
+    ``workload``: what "auto" optimises for, and which weights torch bf16 keeps on CPU:
+    "index" (batches) or "query" (one at a time).
     """
     runtime, precision = _resolve_runtime(
         name_or_path, "text", runtime, precision, workload, device
@@ -125,6 +127,7 @@ def load_text_encoder(
         device=device,
         query_instruction=query_instruction,
         max_length=max_length,
+        workload=workload,
         **extra,
     )
 
@@ -144,4 +147,4 @@ def load_image_encoder(
     )
     factory = _factory(IMAGE_RUNTIMES, runtime, "image")
     extra = {"precision": precision} if precision is not None else {}
-    return factory(name_or_path, device=device, **extra)
+    return factory(name_or_path, device=device, workload=workload, **extra)

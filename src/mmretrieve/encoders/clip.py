@@ -19,7 +19,7 @@ from mmretrieve.encoders.preprocess import (
 )
 from mmretrieve.encoders.resolve import is_random_model, resolve_model
 from mmretrieve.encoders.runtime import DTYPE_NAMES
-from mmretrieve.encoders.text import lowp_context, quiet_loading, resolve_precision
+from mmretrieve.encoders.text import ModelWeights, quiet_loading, resolve_precision
 from mmretrieve.errors import ModelLoadError, require
 
 if TYPE_CHECKING:
@@ -49,7 +49,8 @@ def _features(output: Any) -> Any:
 
 
 class TorchClipEncoder:
-    """Encodes images and texts into CLIP's shared space; float32, L2-normalised."""
+    """Encodes images and texts into CLIP's shared space; float32, L2-normalised.
+    ``workload`` ("index" or "query"): which weights bf16 keeps on CPU (``ModelWeights``)."""
 
     runtime = "torch"
 
@@ -60,6 +61,7 @@ class TorchClipEncoder:
         device: str | None = None,
         batch_size: int = 32,
         precision: str | None = None,
+        workload: str = "query",
     ) -> None:
         torch = require("torch", "torch")
         transformers = require("transformers", "torch")
@@ -76,7 +78,9 @@ class TorchClipEncoder:
             raise ModelLoadError(
                 f"cannot load CLIP model '{name_or_path}' from {path}: {exc}"
             ) from exc
-        self._model = model.to(self.device).eval()
+        self._weights = ModelWeights(
+            model.to(self.device).eval(), self.device, self.precision, workload
+        )
         self.preprocess = ClipPreprocess.from_folder(path)
         self.context_length = int(model.config.text_config.max_position_embeddings)
         self.image_size = int(model.config.vision_config.image_size)
@@ -107,13 +111,10 @@ class TorchClipEncoder:
         size = max(1, int(self.batch_size))
         for start in range(0, len(images), size):
             pixels = np.stack([self.preprocess(im) for im in images[start : start + size]])
-            lowp = lowp_context(self.device, self.precision, len(pixels))
+            model, lowp = self._weights.for_rows(len(pixels))
+            pixel_values = torch.from_numpy(pixels).to(self.device, model.dtype)
             with torch.inference_mode(), lowp:
-                feats = _features(
-                    self._model.get_image_features(
-                        pixel_values=torch.from_numpy(pixels).to(self.device)
-                    )
-                )
+                feats = _features(model.get_image_features(pixel_values=pixel_values))
                 out[start : start + len(pixels)] = _normalized(feats)
         return out
 
@@ -134,10 +135,10 @@ class TorchClipEncoder:
                 max_length=self.context_length,
                 return_tensors="pt",
             )
-            lowp = lowp_context(self.device, self.precision, len(idx))
+            model, lowp = self._weights.for_rows(len(idx))
             with torch.inference_mode(), lowp:
                 feats = _features(
-                    self._model.get_text_features(
+                    model.get_text_features(
                         input_ids=batch["input_ids"].to(self.device),
                         attention_mask=batch["attention_mask"].to(self.device),
                     )

@@ -127,6 +127,7 @@ class OnnxTextEncoder(TextEncoderMethods):
         batch_size: int = 32,
         precision: str | None = None,
         threads: int | None = None,
+        workload: str = "query",  # unused: ONNX Runtime runs batches and queries alike
     ) -> None:
         if device not in (None, "cpu"):
             raise UsageError(f"the onnx runtime runs on CPU only, not {device!r}")
@@ -225,6 +226,7 @@ class OnnxClipEncoder:
         batch_size: int = 32,
         precision: str | None = None,
         threads: int | None = None,
+        workload: str = "query",  # unused: ONNX Runtime runs batches and queries alike
     ) -> None:
         if device not in (None, "cpu"):
             raise UsageError(f"the onnx runtime runs on CPU only, not {device!r}")

@@ -4,7 +4,7 @@ the "auto" choice. Imports neither torch nor onnxruntime (it only asks whether t
 "auto" is decided by measurement (docs/BENCHMARKS.md, "What auto picks"):
 - no torch installed -> ONNX Runtime; no onnxruntime or no ONNX files -> PyTorch;
 - a CUDA device -> PyTorch in fp16;
-- batch work (indexing) on CPU -> PyTorch with bf16 autocast where the CPU has native bf16
+- batch work (indexing) on CPU -> PyTorch in bf16 (weights cast once) where the CPU has native bf16
   (AVX512-BF16 or AMX); without it ONNX Runtime fp32, which measured 2-3x PyTorch fp32 on
   batches; single queries on CPU -> ONNX Runtime;
 - precision: never int8 by itself. int8 is faster but its worst vectors fall below the parity bar

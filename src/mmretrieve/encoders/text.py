@@ -6,6 +6,7 @@ plain transformers folders of the known models below (BGE: CLS pooling + query i
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
@@ -21,8 +22,8 @@ from mmretrieve.encoders.runtime import DTYPE_NAMES, cpu_supports_bf16
 from mmretrieve.errors import ModelLoadError, UsageError, require
 
 BGE_QUERY_INSTRUCTION = "Represent this sentence for searching relevant passages: "
-# Batches smaller than this run in float32 even when a lower precision is set: on CPU, bf16
-# autocast only pays off on batches and costs time on a single query (docs/BENCHMARKS.md).
+# On CPU, batches smaller than this keep float32 weights when bf16 is set, so single queries
+# run as in fp32 (docs/BENCHMARKS.md); except with workload="index" (see ModelWeights).
 LOWP_MIN_ROWS = 4
 
 
@@ -112,6 +113,39 @@ def lowp_context(device: str, precision: str, rows: int) -> Any:
     return torch.autocast(device_type=kind, dtype=dtype)
 
 
+class ModelWeights:
+    """The model a batch runs on and the context around it (``for_rows``).
+
+    CPU bf16: batches of LOWP_MIN_ROWS rows or more run on bfloat16 weights cast once, not under
+    autocast, which re-casts every weight on every forward (on a 2-core AMX CPU, batches of
+    32-64: 4-14 % slower when the machine is quiet, 20-60 % under load; cosine to fp32 >= 0.9999).
+    ``workload="index"`` casts the weights at load and keeps no float32 copy (half the memory),
+    so smaller batches run bfloat16 too; "query" keeps float32 for smaller batches (single
+    queries, as before) and makes the bfloat16 copy on the first larger batch.
+    Otherwise (fp32; CUDA autocast) one float32 model with ``lowp_context``.
+    """
+
+    def __init__(self, model: Any, device: str, precision: str, workload: str) -> None:
+        import torch
+
+        self.device, self.precision = device, precision
+        self.cast_once = precision == "bf16" and not device.startswith("cuda")
+        self.fp32: Any = model
+        self.bf16: Any = None
+        if self.cast_once and workload == "index":
+            self.fp32, self.bf16 = None, model.to(torch.bfloat16)
+
+    def for_rows(self, rows: int) -> tuple[Any, Any]:
+        """(model, context manager) for a batch of ``rows``."""
+        import torch
+
+        if self.cast_once and (rows >= LOWP_MIN_ROWS or self.fp32 is None):
+            if self.bf16 is None:
+                self.bf16 = copy.deepcopy(self.fp32).to(torch.bfloat16)
+            return self.bf16, nullcontext()
+        return self.fp32, lowp_context(self.device, self.precision, rows)
+
+
 def _known(resolved: ResolvedModel, config: dict[str, Any]) -> KnownTextModel | None:
     return KNOWN_TEXT_MODELS.get(resolved.name) or KNOWN_TEXT_MODELS.get(
         str(config.get("_name_or_path", ""))
@@ -157,7 +191,8 @@ def read_query_instruction(path: Path, explicit: str | None, known: KnownTextMod
 
 
 class TorchTextEncoder(TextEncoderMethods):
-    """Encodes passages and queries with PyTorch; vectors are float32 and L2-normalised."""
+    """Encodes passages and queries with PyTorch; vectors are float32 and L2-normalised.
+    ``workload`` ("index" or "query"): which weights bf16 keeps on CPU (``ModelWeights``)."""
 
     runtime = "torch"
 
@@ -170,6 +205,7 @@ class TorchTextEncoder(TextEncoderMethods):
         max_length: int | None = None,
         batch_size: int = 32,
         precision: str | None = None,
+        workload: str = "query",
     ) -> None:
         torch = require("torch", "torch")
         transformers = require("transformers", "torch")
@@ -195,7 +231,9 @@ class TorchTextEncoder(TextEncoderMethods):
             ) from exc
         if not getattr(self._tokenizer, "is_fast", False):
             raise ModelLoadError(f"text model '{name_or_path}' has no fast tokenizer.")
-        self._model = model.to(self.device).eval()
+        self._weights = ModelWeights(
+            model.to(self.device).eval(), self.device, self.precision, workload
+        )
         # A private copy of the Rust tokenizer, with no truncation or padding, for counting.
         self._counter = Tokenizer.from_str(self._tokenizer.backend_tokenizer.to_str())
         self._counter.no_truncation()
@@ -253,8 +291,9 @@ class TorchTextEncoder(TextEncoderMethods):
             return_tensors="pt",
         )
         batch = {k: v.to(self.device) for k, v in batch.items()}
-        with torch.inference_mode(), lowp_context(self.device, self.precision, len(texts)):
-            hidden = self._model(**batch).last_hidden_state
+        model, lowp = self._weights.for_rows(len(texts))
+        with torch.inference_mode(), lowp:
+            hidden = model(**batch).last_hidden_state
             pooled = _pool(hidden, batch["attention_mask"], self.pooling)
             pooled = torch.nn.functional.normalize(pooled.float(), p=2, dim=-1)
         return pooled.cpu().numpy().astype(np.float32, copy=False)
