@@ -125,9 +125,56 @@ def encoder_table(quick: bool) -> list[dict[str, Any]]:
     photos = [
         Image.fromarray(rng.integers(0, 256, (224, 224, 3), dtype=np.uint8)) for _ in range(32)
     ]
-    words = [f"w{i}" for i in range(400)]
-    passages = {n: [" ".join(words[j : j + n - 2]) for j in range(32)] for n in (128, 256)}
-    captions = [" ".join(words[j : j + 60]) for j in range(32)]
+    # Common English words, one WordPiece token each, so a passage of n - 2 words is n tokens
+    # with [CLS] and [SEP] (checked below with the model's own tokenizer).
+    words = [
+        "the",
+        "city",
+        "river",
+        "music",
+        "house",
+        "water",
+        "light",
+        "history",
+        "people",
+        "world",
+        "king",
+        "war",
+        "art",
+        "school",
+        "church",
+        "army",
+        "night",
+        "film",
+        "game",
+        "sea",
+        "land",
+        "power",
+        "family",
+        "road",
+        "year",
+        "time",
+        "book",
+        "team",
+        "north",
+        "south",
+        "west",
+        "east",
+        "language",
+        "island",
+        "bridge",
+        "garden",
+        "station",
+        "market",
+        "village",
+        "mountain",
+        "forest",
+    ]
+    passages = {
+        n: [" ".join(words[(i * 7 + j) % len(words)] for i in range(n - 2)) for j in range(32)]
+        for n in (128, 256)
+    }
+    captions = [" ".join(words[(i + j) % len(words)] for i in range(60)) for j in range(32)]
     repeat = 1 if quick else 3
     rows = []
     for runtime, precision in VARIANTS:
@@ -136,6 +183,8 @@ def encoder_table(quick: bool) -> list[dict[str, Any]]:
         clip = load_image_encoder(str(clip_dir), runtime=runtime, precision=precision)
         text = load_text_encoder(str(text_dir), runtime=runtime, precision=precision)
         row: dict[str, Any] = {"runtime": runtime, "precision": precision}
+        for n, batch in passages.items():
+            assert max(text.count_tokens(batch)) == n - 2, "bench passages are not n tokens"
         jobs = {
             "clip_image_batch32_img_s": lambda c=clip: c.encode_images(photos),
             "clip_text_batch32_texts_s": lambda c=clip: c.encode_texts(captions),
