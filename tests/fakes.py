@@ -91,3 +91,13 @@ class FakeClipEncoder:
             if texts
             else np.zeros((0, self.dim), np.float32)
         )
+
+
+# Three small articles that the fake encoders tell apart (word overlap), shared by the tests.
+SAMPLE_ARTICLES = {
+    "Batman": "Batman is a superhero. Bruce Wayne is the secret identity of Batman. "
+    "He fights crime in Gotham City with the Batmobile.",
+    "Vincent van Gogh": "Vincent van Gogh was a Dutch painter. His paintings include The Starry "
+    "Night and Sunflowers. He painted with bold colours.",
+    "Tomato": "The tomato is a red fruit. Tomato soup and tomato sauce are common dishes.",
+}

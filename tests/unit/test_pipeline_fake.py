@@ -10,16 +10,10 @@ import numpy as np
 import pytest
 from PIL import Image as PILImage
 
-from fakes import FakeClipEncoder, FakeTextEncoder
+from fakes import SAMPLE_ARTICLES, FakeClipEncoder, FakeTextEncoder
 from mmretrieve import Index, IndexMismatchError, UsageError
 
-ARTICLES = {
-    "Batman": "Batman is a superhero. Bruce Wayne is the secret identity of Batman. "
-    "He fights crime in Gotham City with the Batmobile.",
-    "Vincent van Gogh": "Vincent van Gogh was a Dutch painter. His paintings include The Starry "
-    "Night and Sunflowers. He painted with bold colours.",
-    "Tomato": "The tomato is a red fruit. Tomato soup and tomato sauce are common dishes.",
-}
+ARTICLES = SAMPLE_ARTICLES
 
 
 def _picture(path: Path, seed: int) -> None:

@@ -16,18 +16,14 @@ import numpy as np
 import pytest
 from PIL import Image as PILImage
 
-from fakes import FakeClipEncoder, FakeTextEncoder
+from fakes import SAMPLE_ARTICLES, FakeClipEncoder, FakeTextEncoder
 from mmretrieve import Index
 from mmretrieve.retrieval.routes import RouteRunner
 from mmretrieve.retrieval.weights import resolve_weights
 from mmretrieve.types import Query, SearchResult
 
 ARTICLES = {
-    "Batman": "Batman is a superhero. Bruce Wayne is the secret identity of Batman. "
-    "He fights crime in Gotham City with the Batmobile.",
-    "Vincent van Gogh": "Vincent van Gogh was a Dutch painter. His paintings include The Starry "
-    "Night and Sunflowers. He painted with bold colours.",
-    "Tomato": "The tomato is a red fruit. Tomato soup and tomato sauce are common dishes.",
+    **SAMPLE_ARTICLES,
     "Gotham": "Gotham City is a fictional city. Batman protects Gotham at night.",
     "Sunflower": "The sunflower is a tall plant with a large yellow flower head. "
     "Van Gogh painted sunflowers in a vase.",
