@@ -46,9 +46,9 @@ def install_fake_encoders() -> Callable[[], None]:
 
 def main(argv: list[str] | None = None) -> None:
     install_fake_encoders()
-    from mmretrieve.interfaces.cli import main as cli
+    from mmretrieve.interfaces.cli import run
 
-    cli.main(args=argv if argv is not None else sys.argv[1:], prog_name="mmretrieve")
+    run(argv if argv is not None else sys.argv[1:])
 
 
 if __name__ == "__main__":

@@ -91,10 +91,10 @@ def test_sigkill_at_random_points_then_resume(tmp_path: Path) -> None:
 
 def test_ctrl_c_exits_130_with_a_clean_message_and_resumes(tmp_path: Path) -> None:
     corpus, index = tmp_path / "corpus", tmp_path / "idx"
-    write_corpus(corpus, 0)
+    write_corpus(corpus, 0, articles=400)
     expected, took = expected_counts(corpus, tmp_path / "ref")
-    for attempt in range(5):
-        stop = run_and_signal(corpus, index, took * 0.3 / (attempt + 1), sig=signal.SIGINT)
+    for attempt in range(6):  # ever sooner after the progress bar appears, until one lands
+        stop = run_and_signal(corpus, index, took * 0.2 * 0.5**attempt, sig=signal.SIGINT)
         if stop.killed:
             break
     else:

@@ -119,9 +119,12 @@ def _same(a, b) -> None:
     """Same hits, scores, articles and route statuses (BM25 routes aside: "weight 0" on one
     store may read "lexical route unavailable on this store" on the other)."""
     assert _canonical(a.hits) == _canonical(b.hits)
-    assert [h.score for h in a.hits] == pytest.approx([h.score for h in b.hits], rel=1e-6)
+    # Raw scores agree to float32 rounding (~1e-7); fusion divides by each route's spread (a
+    # z-score, then min-max), which magnifies that by up to ~100x on fused scores in [0, 2].
+    close = {"rel": 1e-5, "abs": 1e-5}
+    assert [h.score for h in a.hits] == pytest.approx([h.score for h in b.hits], **close)
     assert [r.article.id for r in a.articles] == [r.article.id for r in b.articles]
-    assert [r.score for r in a.articles] == pytest.approx([r.score for r in b.articles], rel=1e-6)
+    assert [r.score for r in a.articles] == pytest.approx([r.score for r in b.articles], **close)
     for x, y in zip(a.articles, b.articles, strict=True):
         assert _canonical(x.passages) == _canonical(y.passages)
         assert _canonical(x.images) == _canonical(y.images)

@@ -7,6 +7,7 @@ some items (each is listed with its reason).
 from __future__ import annotations
 
 import json
+import signal
 import sys
 from collections.abc import Callable
 from functools import wraps
@@ -29,6 +30,17 @@ DEFAULT_INDEX = "mmretrieve-index"
 def _fail(message: str, code: int) -> None:
     click.echo(f"error: {message}", err=True)
     sys.exit(code)
+
+
+def run(argv: list[str] | None = None) -> None:
+    """The ``mmretrieve`` program: ``main`` in click's standalone mode. Once the command has
+    finished and reported, a Ctrl-C while the interpreter shuts down (joining LanceDB's and the
+    pools' threads) is ignored: it could only turn a finished run's exit status into a silent
+    death by SIGINT."""
+    try:
+        main.main(args=argv, prog_name="mmretrieve")
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def friendly(func: F) -> F:
