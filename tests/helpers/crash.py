@@ -124,6 +124,13 @@ class Kill:
     startup: float | None  # seconds from launch to the progress bar, when seen
 
 
+def default_sigint() -> None:
+    """For a child that must feel Ctrl-C: a test run started in the background (nohup, ``&``)
+    ignores SIGINT, every child inherits that, and Python then installs no KeyboardInterrupt
+    handler at all."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def launch(corpus: Path, index: Path, *extra: str) -> subprocess.Popen[bytes]:
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "HF_HUB_OFFLINE": "1", "LANCE_LOG": "error"}
     return subprocess.Popen(
@@ -132,6 +139,7 @@ def launch(corpus: Path, index: Path, *extra: str) -> subprocess.Popen[bytes]:
         stderr=subprocess.PIPE,
         env=env,
         cwd=str(REPO),
+        preexec_fn=default_sigint,
     )
 
 

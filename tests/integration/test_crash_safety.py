@@ -25,7 +25,14 @@ from pathlib import Path
 
 import pytest
 
-from helpers.crash import expected_counts, inspect, resume, run_and_signal, write_corpus
+from helpers.crash import (
+    default_sigint,
+    expected_counts,
+    inspect,
+    resume,
+    run_and_signal,
+    write_corpus,
+)
 
 KILLS = 10
 MAX_ROUNDS = 30  # a kill that comes after the run finished does not count; try again
@@ -122,7 +129,9 @@ def test_ctrl_c_with_the_installed_command_and_tiny_models(
         "index", str(corpus), "--index", str(index),
         "--text-model", str(tiny_text_model_dir), "--image-model", str(tiny_clip_model_dir),
     ]  # fmt: skip
-    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, preexec_fn=default_sigint
+    )
     assert proc.stderr is not None
     seen = b""
     deadline = time.monotonic() + 300
