@@ -50,7 +50,6 @@ from mmretrieve.evaluation.runner import (  # noqa: E402
     open_eval_index,
 )
 from mmretrieve.retrieval import weights as W  # noqa: E402
-from mmretrieve.retrieval.fusion import fuse  # noqa: E402
 from mmretrieve.retrieval.grouping import article_score  # noqa: E402
 from mmretrieve.retrieval.searcher import MIN_DEPTH  # noqa: E402
 from mmretrieve.types import Article  # noqa: E402
@@ -102,13 +101,7 @@ def grouped_rankings(
     """Units ranked as the product ranks articles: the decayed sum of an article's best items'
     fused scores (``retrieval.grouping.article_score``), not just its best item."""
     out: dict[str, list[str]] = {}
-    for qid, lists in zip(runs.query_ids, runs.lists, strict=True):
-        if route_depth is not None:
-            lists = {name: items[:route_depth] for name, items in lists.items()}
-        if isinstance(setting, str):
-            items = lists.get(setting, [])
-        else:
-            items = fuse(lists, setting.weights, method=setting.method)
+    for qid, items in runs.ranked(setting, route_depth):
         scores: dict[str, list[float]] = {}
         for key, score in items:
             scores.setdefault(runs.units[key], []).append(score)

@@ -107,6 +107,22 @@ def _feeds(session: Any, encodings: list[Any]) -> dict[str, np.ndarray]:
     return {n: arrays[n] for n in names}
 
 
+def _open_model(
+    name_or_path: str, kind: str, device: str | None, precision: str | None
+) -> tuple[str, ResolvedModel, Path, dict[str, Any]]:
+    """The precision, the model (``kind`` "text" or "image"), its folder of ONNX files and its
+    config.json."""
+    if device not in (None, "cpu"):
+        raise UsageError(f"the onnx runtime runs on CPU only, not {device!r}")
+    precision = _precision(precision)
+    resolved = resolve_model(name_or_path, kind)
+    folder = _locate(resolved, kind, precision, f"--{kind}-model")
+    config = _read_json(resolved.path / "config.json")
+    if not isinstance(config, dict):
+        raise ModelLoadError(f"{resolved.path / 'config.json'} is not a JSON object.")
+    return precision, resolved, folder, config
+
+
 def _order(texts: Sequence[str]) -> list[int]:
     """Longest first, so each batch holds texts of similar length (less padding)."""
     return sorted(range(len(texts)), key=lambda i: -len(texts[i]))
@@ -129,14 +145,9 @@ class OnnxTextEncoder(TextEncoderMethods):
         threads: int | None = None,
         workload: str = "query",  # unused: ONNX Runtime runs batches and queries alike
     ) -> None:
-        if device not in (None, "cpu"):
-            raise UsageError(f"the onnx runtime runs on CPU only, not {device!r}")
-        self.precision = _precision(precision)
-        resolved = resolve_model(name_or_path, "text")
-        folder = _locate(resolved, "text", self.precision, "--text-model")
-        config = _read_json(resolved.path / "config.json")
-        if not isinstance(config, dict):
-            raise ModelLoadError(f"{resolved.path / 'config.json'} is not a JSON object.")
+        self.precision, resolved, folder, config = _open_model(
+            name_or_path, "text", device, precision
+        )
         known = _known(resolved, config)
         self.pooling = read_pooling(resolved.path, known)
         self.query_instruction = read_query_instruction(resolved.path, query_instruction, known)
@@ -228,14 +239,9 @@ class OnnxClipEncoder:
         threads: int | None = None,
         workload: str = "query",  # unused: ONNX Runtime runs batches and queries alike
     ) -> None:
-        if device not in (None, "cpu"):
-            raise UsageError(f"the onnx runtime runs on CPU only, not {device!r}")
-        self.precision = _precision(precision)
-        resolved = resolve_model(name_or_path, "image")
-        folder = _locate(resolved, "image", self.precision, "--image-model")
-        config = _read_json(resolved.path / "config.json")
-        if not isinstance(config, dict):
-            raise ModelLoadError(f"{resolved.path / 'config.json'} is not a JSON object.")
+        self.precision, resolved, folder, config = _open_model(
+            name_or_path, "image", device, precision
+        )
         text_cfg, vision_cfg = config.get("text_config") or {}, config.get("vision_config") or {}
         self.context_length = int(text_cfg.get("max_position_embeddings", 77))
         self.image_size = int(vision_cfg.get("image_size", 224))

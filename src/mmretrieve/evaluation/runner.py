@@ -14,7 +14,7 @@ document's score is its best passage), an image as itself.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -90,6 +90,19 @@ class RouteRuns:
     encode_s: float = 0.0
     search_s: float = 0.0
 
+    def ranked(
+        self, setting: FusionSetting | str, route_depth: int | None = None
+    ) -> Iterator[tuple[str, Ranked]]:
+        """Per query: one route's list (by name) or the fused list of a setting, every route
+        first cut to ``route_depth`` candidates."""
+        for qid, lists in zip(self.query_ids, self.lists, strict=True):
+            if route_depth is not None:
+                lists = {name: items[:route_depth] for name, items in lists.items()}
+            if isinstance(setting, str):
+                yield qid, lists.get(setting, [])
+            else:
+                yield qid, fuse(lists, setting.weights, method=setting.method)
+
     def rankings(
         self,
         setting: FusionSetting | str,
@@ -102,13 +115,7 @@ class RouteRuns:
         ``route_depth`` cuts every route's list before fusing, to see what a search with fewer
         candidates per route (the product fetches ``max(50, 5 * k)``) would rank."""
         out: dict[str, list[str]] = {}
-        for qid, lists in zip(self.query_ids, self.lists, strict=True):
-            if route_depth is not None:
-                lists = {name: items[:route_depth] for name, items in lists.items()}
-            if isinstance(setting, str):
-                items = lists.get(setting, [])
-            else:
-                items = fuse(lists, setting.weights, method=setting.method)
+        for qid, items in self.ranked(setting, route_depth):
             units = dedupe(self.units[key] for key, _ in items)
             if exclude_self:
                 units = [u for u in units if u != qid]

@@ -249,6 +249,14 @@ def create_app(
         finally:
             search_lock.release()
 
+    edge: list[int | None] = []  # the image model's input edge, once known
+
+    def image_edge() -> int | None:
+        # The first lookup may load the image model, hence the lock; later ones need neither.
+        if not edge:
+            edge.append(locked(lambda: input_edge(index.image_encoder)))
+        return edge[0]
+
     def run_search(params: SearchParams) -> dict[str, Any]:
         picture = None
         if params.image is not None:
@@ -256,11 +264,12 @@ def create_app(
                 raise HTTPProblem(
                     413, f"image too large: {len(params.image)} bytes (limit {max_upload_bytes})"
                 )
-            # Decoded outside the lock, at the size the indexer decoded at (the lookup may load
-            # the image model, hence the lock).
-            edge = locked(lambda: input_edge(index.image_encoder))
+            # Decoded outside the lock, at the size the indexer decoded at.
             picture = load_image(
-                params.image, max_pixels=max_pixels, max_bytes=max_upload_bytes, fit_edge=edge
+                params.image,
+                max_pixels=max_pixels,
+                max_bytes=max_upload_bytes,
+                fit_edge=image_edge(),
             )
 
         def search() -> tuple[Any, list[str]]:
