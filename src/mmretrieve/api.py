@@ -185,6 +185,8 @@ class Index:
                 self.store, self.text_encoder, self.image_encoder, options, report_progress
             )
             report = indexer.run(sources_items(paths))
+        if self._searcher is not None:  # the calibration samples what is indexed now
+            self._searcher.background.invalidate()
         self.manifest["updated_at"] = _dt.datetime.now(_dt.timezone.utc).isoformat(
             timespec="seconds"
         )
@@ -224,8 +226,14 @@ class Index:
         weights: Mapping[str, float] | None = None,
         method: str | None = None,
         article_ids: Sequence[str] | None = None,
+        min_score: float | None = None,
     ) -> SearchResult:
-        """Search by text, image (path, bytes or PIL image) or both; top ``k`` articles."""
+        """Search by text, image (path, bytes or PIL image) or both; top ``k`` articles.
+
+        ``min_score`` (0-1) keeps only items and articles whose confidence reaches it: the
+        calibrated chance that a route matched them better than chance would (0.5: about as
+        strong as the best chance match of 1 unrelated query in 20; docs/QUALITY.md). A search
+        with nothing that relevant returns no articles."""
         from .retrieval.searcher import DEFAULT_METHOD, SearchOptions
 
         query = Query(text=text, image=image, weights=weights)
@@ -233,6 +241,7 @@ class Index:
             k=k,
             method=method or DEFAULT_METHOD,
             article_ids=list(article_ids) if article_ids is not None else None,
+            min_score=min_score,
         )
         return self.searcher.search(query, options)
 

@@ -82,7 +82,11 @@ class Query:
 
 @dataclass(frozen=True, slots=True)
 class Hit:
-    """One ranked item. ``route_scores`` maps each route that found it to its raw score there."""
+    """One ranked item. ``route_scores`` maps each route that found it to its raw score there;
+    ``contributions`` maps it to what that route added to ``score`` (after normalisation and
+    weights; they sum to ``score``). ``confidence``, from the calibrated fusion, is the chance in
+    [0, 1] that the best route that found the item matched more than chance (docs/QUALITY.md);
+    None under other fusion methods."""
 
     kind: HitKind
     id: str
@@ -93,14 +97,22 @@ class Hit:
     uri: str | None = None
     caption: str | None = None
     section: str | None = None
+    contributions: Mapping[str, float] = field(default_factory=dict)
+    confidence: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class ArticleResult:
+    """An article and its best items. ``score`` adds up its best items' scores (the best counts
+    fully, the next ones less); ``contributions`` splits it by route the same way;
+    ``confidence`` is its most confident item's."""
+
     article: Article
     score: float
     passages: list[Hit]
     images: list[Hit]
+    contributions: Mapping[str, float] = field(default_factory=dict)
+    confidence: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,7 +4,7 @@ import pytest
 
 from mmretrieve.errors import UsageError
 from mmretrieve.retrieval.fusion import RRF_K, fuse
-from mmretrieve.retrieval.weights import parse_weights, resolve_weights
+from mmretrieve.retrieval.weights import DEFAULT_WEIGHTS, parse_weights, resolve_weights
 
 
 def test_rrf_by_hand():
@@ -46,7 +46,7 @@ def test_weights_family_and_exact():
     assert w["text->passage:dense"] == 2.0
     assert w["text->passage:bm25"] == 0.5
     assert w["image->image"] == 1.0
-    assert w["image->passage:votes"] == 0.4
+    assert w["image->passage:votes"] == DEFAULT_WEIGHTS["image->passage:votes"]
     with pytest.raises(UsageError, match="unknown route"):
         resolve_weights({"text->video": 1})
     with pytest.raises(UsageError, match=">= 0"):

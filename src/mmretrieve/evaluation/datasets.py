@@ -41,6 +41,7 @@ class EvalQuery:
     id: str
     text: str | None = None
     image: str | None = None
+    family: str | None = None  # e.g. passage, picture, photo, combined: figures per family
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,14 @@ class EvalDataset:
     qrels: dict[str, dict[str, int]]
     ignore_identical_ids: bool = False
     notes: list[str] = field(default_factory=list)
+    # "article" when the qrels name articles (their header's second column is article_id):
+    # then the ranking judged is the grouped articles a search returns. "flat" otherwise.
+    level: str = "flat"
+
+    @property
+    def families(self) -> list[str]:
+        """The query families present, in order of first appearance."""
+        return list(dict.fromkeys(q.family for q in self.queries if q.family))
 
     def scored_queries(self) -> list[EvalQuery]:
         """Queries that have at least one relevant item (the others cannot be scored)."""
@@ -98,6 +107,17 @@ def _row_id(row: dict[str, Any], path: Path) -> str:
     if value is None or str(value) == "":
         raise UsageError(f"{path}: a row has no 'id' (or '_id'): {str(row)[:120]}")
     return str(value)
+
+
+def qrels_level(path: Path) -> str:
+    """``article`` when the qrels file's header names its second column ``article_id``."""
+    try:
+        with path.open(encoding="utf-8") as fh:
+            first = fh.readline()
+    except OSError:
+        return "flat"
+    columns = [c.strip().lower() for c in (first.split("\t") if "\t" in first else first.split())]
+    return "article" if len(columns) >= 2 and columns[1] == "article_id" else "flat"
 
 
 def read_qrels(path: Path) -> dict[str, dict[str, int]]:
@@ -189,10 +209,24 @@ def load_normalised(root: Path) -> EvalDataset:
             raise UsageError(
                 f"{queries_path}: query {_row_id(row, queries_path)} has no text or image"
             )
+        family = row.get("family")
         queries.append(
-            EvalQuery(_row_id(row, queries_path), text, _resolve(root, image) if image else None)
+            EvalQuery(
+                _row_id(row, queries_path),
+                text,
+                _resolve(root, image) if image else None,
+                str(family) if family not in (None, "") else None,
+            )
         )
-    return EvalDataset(root.name, "normalised", articles, images, queries, read_qrels(qrels_path))
+    return EvalDataset(
+        root.name,
+        "normalised",
+        articles,
+        images,
+        queries,
+        read_qrels(qrels_path),
+        level=qrels_level(qrels_path),
+    )
 
 
 def load_beir(root: Path, split: str = "test") -> EvalDataset:

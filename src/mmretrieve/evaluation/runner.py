@@ -6,9 +6,19 @@ all fusion settings are then scored from those same route lists with the product
 :func:`~mmretrieve.retrieval.fusion.fuse`, so the figures side by side differ only in how the
 lists are combined, and a fusion study costs no extra searching.
 
-Items are ranked as the product ranks them (passages and images in one fused list) and then mapped
-to the units that relevance is judged on: a passage counts as its article (= corpus document; a
-document's score is its best passage), an image as itself.
+Two levels of judging:
+
+- ``article`` (when the qrels name articles): the ranking a user sees. Each setting's route lists
+  go through the product's own :func:`~mmretrieve.retrieval.searcher.rank`, the function every
+  search ends with (calibration, fusion, grouping into articles), and the grouped articles are
+  judged. A single route is what a search gives with every other route's weight at 0.
+- ``flat``: items ranked as the product ranks them (passages and images in one fused list) and
+  then mapped to the units that relevance is judged on: a passage counts as its article (= corpus
+  document; a document's score is its best passage), an image as itself. Published reference
+  figures (BEIR, Flickr30k, COCO) are of this kind.
+
+Queries may carry a ``family`` (e.g. passage, picture, photo, combined): every figure is then
+also given per family.
 """
 
 from __future__ import annotations
@@ -23,14 +33,18 @@ import numpy as np
 
 from ..errors import UsageError
 from ..retrieval import weights as W
+from ..retrieval.calibration import Null
 from ..retrieval.fusion import METHODS, fuse
-from ..retrieval.routes import Key, QueryVectors, Ranked, RouteRunner
-from ..retrieval.searcher import DEFAULT_METHOD
+from ..retrieval.routes import Key, QueryVectors, Ranked, RouteRunner, Row
+from ..retrieval.searcher import DEFAULT_METHOD, MIN_DEPTH, SearchOptions, rank
+from ..types import Article
 from .datasets import EvalDataset, EvalQuery
 from .metrics import dedupe, evaluate
 from .report import EvalReport
 
-DEFAULT_DEPTH = 100  # candidates per route: Recall@100 needs at least 100
+DEFAULT_DEPTH = 100  # candidates per route at the flat level: Recall@100 needs at least 100
+ARTICLE_DEPTH = MIN_DEPTH  # at the article level: what a search with k = 10 fetches
+LEVELS = ("auto", "article", "flat")
 DEFAULT_BATCH = 64
 DEFAULT_NAME = "fusion:default"
 
@@ -85,6 +99,8 @@ class RouteRuns:
     query_ids: list[str]
     lists: list[dict[str, Ranked]]  # per query: route -> ranked (key, score)
     units: dict[Key, str] = field(default_factory=dict)
+    nulls: list[dict[str, Null]] = field(default_factory=list)  # per query: route -> its null
+    rows: dict[Key, Row] = field(default_factory=dict)  # what a search knows of each item
     ran: set[str] = field(default_factory=set)  # routes that returned something for some query
     ok: set[str] = field(default_factory=set)  # routes that could run for some query
     encode_s: float = 0.0
@@ -121,6 +137,26 @@ class RouteRuns:
                 units = [u for u in units if u != qid]
             out[qid] = units[:depth]
         return out
+
+    def article_rankings(
+        self, setting: FusionSetting | str, depth: int = DEFAULT_DEPTH
+    ) -> dict[str, list[str]]:
+        """Article rankings per query, as a search returns them (``rank``): one route alone (by
+        name: every other route's weight 0) or a fusion setting."""
+        if isinstance(setting, str):
+            weight = W.DEFAULT_WEIGHTS.get(setting) or 1.0
+            setting = FusionSetting({r: (weight if r == setting else 0.0) for r in W.ALL_ROUTES})
+        options = SearchOptions(k=depth, method=setting.method)
+        out: dict[str, list[str]] = {}
+        for qid, lists, nulls in zip(self.query_ids, self.lists, self.nulls, strict=True):
+            lists = {n: items for n, items in lists.items() if setting.weights.get(n, 1.0) > 0}
+            _, grouped = rank(lists, self.rows, _bare_article, setting.weights, options, nulls)
+            out[qid] = [group.article.id for group in grouped]
+        return out
+
+
+def _bare_article(article_id: str) -> Article:
+    return Article(id=article_id, title=article_id)
 
 
 # -- building and encoding ----------------------------------------------------------------------
@@ -219,9 +255,13 @@ def collect_runs(
 
         bar = tqdm(total=len(queries), desc="searching", unit=" queries", dynamic_ncols=True)
     t0 = time.perf_counter()
+    background = index.searcher.background
     for qv in vectors:
         runner = RouteRunner(index.store, depth, has_images=has_images)
         lists, status = runner.run(qv, active)
+        runs.nulls.append(background.nulls(qv, list(lists)))
+        for key, row in runner.rows.items():
+            runs.rows.setdefault(key, row)
         runs.ok.update(name for name, state in status.items() if state == "ok")
         for name, items in lists.items():
             if items:
@@ -249,9 +289,11 @@ def score_runs(
     weights: Mapping[str, float] | None = None,
     methods: Sequence[str] = tuple(METHODS),
     depth: int = DEFAULT_DEPTH,
-) -> tuple[dict[str, dict[str, float]], str, float]:
+    level: str = "flat",
+) -> tuple[dict[str, dict[str, dict[str, float]]], str, float]:
     """Figures for each route alone, each fusion method over ``routes`` with ``weights`` (routes
-    not chosen weigh 0), and the product's default. Returns (results, default name, seconds)."""
+    not chosen weigh 0), and the product's default; at the article level also each route family
+    alone. Returns ({"all" or a query family: {result: metrics}}, default name, seconds)."""
     t0 = time.perf_counter()
     # Routes asked for by name are shown when they could run; otherwise those that found anything.
     chosen = (
@@ -259,26 +301,46 @@ def score_runs(
         if routes
         else [r for r in W.ALL_ROUTES if r in runs.ran]
     )
-    results: dict[str, dict[str, float]] = {}
+    groups = _query_groups(dataset)
+    results: dict[str, dict[str, dict[str, float]]] = {name: {} for name in groups}
 
-    def score(setting: FusionSetting | str) -> dict[str, float]:
-        ranked = runs.rankings(setting, dataset.ignore_identical_ids, depth)
-        return evaluate(ranked, dataset.qrels)
+    def score(name: str, setting: FusionSetting | str) -> None:
+        if level == "article":
+            ranked = runs.article_rankings(setting, depth)
+        else:
+            ranked = runs.rankings(setting, dataset.ignore_identical_ids, depth)
+        for group, ids in groups.items():
+            picked = {q: ranked[q] for q in ids if q in ranked}
+            results[group][name] = evaluate(picked, {q: dataset.qrels[q] for q in picked})
 
     for name in chosen:
-        results[name] = score(name)
+        score(name, name)
+    if level == "article":
+        for fam in dict.fromkeys(W.family(r) for r in chosen):
+            members = [r for r in chosen if W.family(r) == fam]
+            if len(members) > 1:
+                alone = {r: (w if r in members else 0.0) for r, w in W.DEFAULT_WEIGHTS.items()}
+                score(f"family:{fam}", FusionSetting(alone))
     effective = {r: (w if r in chosen else 0.0) for r, w in W.resolve_weights(weights).items()}
     default = FusionSetting(dict(W.DEFAULT_WEIGHTS), DEFAULT_METHOD)
     default_name = DEFAULT_NAME
     if sum(1 for r in chosen if effective[r] > 0) > 1:
         same_weights = all(effective[r] == default.weights[r] for r in runs.ran)
         for method in methods:
-            results[f"fusion:{method}"] = score(FusionSetting(effective, method))
+            score(f"fusion:{method}", FusionSetting(effective, method))
             if method == DEFAULT_METHOD and same_weights:
                 default_name = f"fusion:{method}"
     if default_name == DEFAULT_NAME:
-        results[DEFAULT_NAME] = score(default)
+        score(DEFAULT_NAME, default)
     return results, default_name, time.perf_counter() - t0
+
+
+def _query_groups(dataset: EvalDataset) -> dict[str, list[str]]:
+    """Query ids of all queries, then of each query family (when the queries name families)."""
+    groups = {"all": [q.id for q in dataset.queries]}
+    for fam in dataset.families:
+        groups[fam] = [q.id for q in dataset.queries if q.family == fam]
+    return groups
 
 
 def routes_to_run(routes: Sequence[str] | None) -> tuple[str, ...]:
@@ -295,9 +357,10 @@ class EvalOptions:
     routes: tuple[str, ...] | None = None
     weights: Mapping[str, float] | None = None
     methods: tuple[str, ...] = tuple(METHODS)
-    depth: int = DEFAULT_DEPTH
+    depth: int | None = None  # default: DEFAULT_DEPTH (flat) or ARTICLE_DEPTH (article)
     batch_size: int = DEFAULT_BATCH
     limit: int | None = None
+    level: str = "auto"  # auto: what the data set's qrels judge (EvalDataset.level)
 
 
 def open_eval_index(
@@ -357,8 +420,12 @@ def run_eval(
     index_s: float = 0.0,
 ) -> EvalReport:
     """Evaluate ``dataset`` (its first ``options.limit`` scorable queries) on ``index``."""
-    if options.depth < 1:
-        raise UsageError(f"depth must be at least 1, got {options.depth}")
+    if options.level not in LEVELS:
+        raise UsageError(f"unknown level {options.level!r}; choose one of {', '.join(LEVELS)}")
+    level = dataset.level if options.level == "auto" else options.level
+    depth = options.depth or (ARTICLE_DEPTH if level == "article" else DEFAULT_DEPTH)
+    if depth < 1:
+        raise UsageError(f"depth must be at least 1, got {depth}")
     unknown = [m for m in options.methods if m not in METHODS]
     if unknown:
         raise UsageError(f"unknown fusion method {unknown[0]!r}; choose from {', '.join(METHODS)}")
@@ -369,12 +436,12 @@ def run_eval(
         index,
         data.queries,
         routes_to_run(options.routes),
-        depth=options.depth,
+        depth=depth,
         batch_size=options.batch_size,
         progress=progress,
     )
-    results, default, fuse_s = score_runs(
-        runs, data, options.routes, options.weights, options.methods, options.depth
+    grouped, default, fuse_s = score_runs(
+        runs, data, options.routes, options.weights, options.methods, depth, level
     )
     n = len(data.queries)
     timings = {
@@ -388,12 +455,17 @@ def run_eval(
     models = {role: (m or {}).get("name") for role, m in index.manifest.get("models", {}).items()}
     settings = {
         "format": data.format,
+        "level": level,
         "models": models,
         "runtime": index.manifest.get("runtime"),
-        "depth": options.depth,
+        "depth": depth,
         "routes": sorted(runs.ran),
         "weights": dict(options.weights or {}),
         "default_method": DEFAULT_METHOD,
         "default_weights": {r: w for r, w in W.DEFAULT_WEIGHTS.items() if r in runs.ran},
     }
-    return EvalReport(data.name, n, results, default, timings, settings)
+    families = {
+        fam: {"queries": sum(1 for q in data.queries if q.family == fam), "results": grouped[fam]}
+        for fam in data.families
+    }
+    return EvalReport(data.name, n, grouped["all"], default, timings, settings, families)

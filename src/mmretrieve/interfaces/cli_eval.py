@@ -103,11 +103,19 @@ def _friendly(func: F) -> F:
     help="Only the first N queries that have a relevant item (the whole corpus is still indexed).",
 )
 @click.option(
+    "--level",
+    type=click.Choice(["auto", "article", "flat"]),
+    default="auto",
+    show_default=True,
+    help="What is judged: article = the grouped articles a search returns (the default when "
+    "the qrels header names article_id), flat = the fused items mapped to judged ids.",
+)
+@click.option(
     "--depth",
     type=click.IntRange(min=1),
-    default=100,
-    show_default=True,
-    help="Candidates each route returns per query (Recall@100 needs 100).",
+    default=None,
+    help="Candidates each route returns per query (default: 100 at the flat level, as "
+    "Recall@100 needs; 50 at the article level, as a search with k = 10 fetches).",
 )
 @click.option(
     "--batch-size",
@@ -154,7 +162,8 @@ def eval_cmd(
     weights: tuple[str, ...],
     method: str,
     limit: int | None,
-    depth: int,
+    level: str,
+    depth: int | None,
     batch_size: int,
     chunk_tokens: int | None,
     device: str | None,
@@ -165,13 +174,16 @@ def eval_cmd(
 ) -> None:
     """Measure retrieval quality on DATASET: each route alone and the fusions, side by side.
 
-    Metrics are nDCG@10, Recall@1/5/10/100 and MRR@10, per query then averaged. Passages count
-    as their document (its best passage); images as themselves. The result the product's
-    default settings give is marked (JSON: "default").
+    Metrics are nDCG@10, Recall@1/5/10/100 and MRR@10, per query then averaged. When the qrels
+    name articles (header: query_id, article_id, relevance) the articles a search returns are
+    judged; otherwise passages count as their document (its best passage) and images as
+    themselves. Queries with a "family" field are also scored per family. The result the
+    product's default settings give is marked (JSON: "default").
 
     \b
     Example:
       mmretrieve eval ../shared/data/squad_dev --text-model ../shared/models/all-MiniLM-L6-v2
+      mmretrieve eval ../shared/data/mixed_dev --json    # per query family, article level
       mmretrieve eval ../shared/data/coco_mini --image-model PATH --routes text-image
       mmretrieve eval path/to/beir/scifact --format beir --json
       mmretrieve eval path/to/flickr30k --format flickr30k --split test
@@ -192,6 +204,7 @@ def eval_cmd(
         depth=depth,
         batch_size=batch_size,
         limit=limit,
+        level=level,
     )
     settings = settings_from_env(
         device=device, chunk_tokens=chunk_tokens, runtime=runtime, precision=precision

@@ -16,6 +16,22 @@ def article_score(item_scores: Sequence[float]) -> float:
     return sum(w * s for w, s in zip(ITEM_DECAY, best, strict=False))
 
 
+def article_contributions(hits: Sequence[Hit]) -> dict[str, float]:
+    """What each route added to :func:`article_score` of ``hits``: the same decayed sum over the
+    best items, route by route."""
+    best = sorted(hits, key=lambda h: -h.score)[: len(ITEM_DECAY)]
+    out: dict[str, float] = {}
+    for weight, hit in zip(ITEM_DECAY, best, strict=False):
+        for route, value in hit.contributions.items():
+            out[route] = out.get(route, 0.0) + weight * value
+    return out
+
+
+def _confidence(hits: Sequence[Hit]) -> float | None:
+    values = [h.confidence for h in hits if h.confidence is not None]
+    return max(values) if values else None
+
+
 def group_by_article(
     hits: Sequence[Hit],
     articles: Mapping[str, Article] | Callable[[str], Article | None],
@@ -49,6 +65,8 @@ def group_by_article(
                 score=score,
                 passages=[h for h in group if h.kind == "passage"][:passages_per_article],
                 images=[h for h in group if h.kind == "image"][:images_per_article],
+                contributions=article_contributions(group),
+                confidence=_confidence(group),
             )
         )
         if len(results) >= k:

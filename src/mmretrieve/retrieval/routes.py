@@ -8,6 +8,7 @@ free a query waits about as long as its slowest route rather than the sum of the
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -26,7 +27,6 @@ Ranked = list[tuple[Key, float]]
 # content_hash: the searcher checks it against the article row, to leave out half-written articles.
 PASSAGE_FIELDS = ("id", "article_id", "text", "position", "section", "content_hash")
 IMAGE_FIELDS = ("id", "article_id", "uri", "caption", "alt_text", "width", "height")
-VOTE_K = 10  # rank damping for image votes, like RRF's k: the top images dominate
 PASSAGES_PER_VOTED_ARTICLE = 3
 # Threads shared by every search in the process. A query starts at most 9 routes: 8 threads start
 # them all at once but the last, the votes, which waits for image->image anyway. More would only
@@ -167,13 +167,15 @@ class RouteRunner:
         return self._passages_of({h.id: h.score for h in top}, q.clip_image)
 
     def image_passage_votes(self, q: QueryVectors, image_hits: Ranked) -> Ranked:
-        """The articles of the best matching images vote for their passages (DESIGN §6)."""
+        """The articles of the best matching images vote for their passages (DESIGN §6). A
+        passage's raw score is the image->image score of its article's best picture, so it reads
+        on the same scale as image->image (calibration.SPACES)."""
         assert q.clip_image is not None
         votes: dict[str, float] = {}
-        for rank, (key, _) in enumerate(image_hits, start=1):
+        for key, score in image_hits:
             article_id = self.rows.get(key, {}).get("article_id")
-            if article_id:
-                votes[article_id] = votes.get(article_id, 0.0) + 1.0 / (VOTE_K + rank)
+            if article_id and score > votes.get(article_id, -math.inf):
+                votes[article_id] = score
         order = sorted(votes, key=lambda a: (-votes[a], a))
         top = order[: max(1, self.depth // PASSAGES_PER_VOTED_ARTICLE)]
         return self._passages_of({a: votes[a] for a in top}, q.clip_image)

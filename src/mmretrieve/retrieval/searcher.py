@@ -11,18 +11,17 @@ from ..documents.images import load_image
 from ..encoders.base import ImageTextEncoder, TextEncoder, input_edge
 from ..errors import UsageError
 from ..store.base import ARTICLES, Row, Store
-from ..types import Article, Hit, ImageInput, Query, SearchResult
-from .fusion import fuse
+from ..types import Article, ArticleResult, Hit, ImageInput, Query, SearchResult
+from .calibration import Background, Null
+from .fusion import Fused, fuse_explained
 from .grouping import group_by_article
 from .routes import Key, QueryVectors, Ranked, RouteRunner
 from .weights import resolve_weights
 
-# Z-scores within a route family, min-max across families (fusion.py), with BM25 at half the
-# weight of dense (weights.py): the only setting of the fusion study that never fell measurably
-# below the better single route (worst: -0.2 +/- 0.3 nDCG@10 points), where equal-weight RRF lost
-# up to 4.7 and min-max 0.8 (docs/QUALITY.md). Across families each family's best item gets the
-# family's weight, whatever the length of its list, so an exact image match still comes first.
-DEFAULT_METHOD = "zscore-family"
+# Each route's weight scaled by its calibrated confidence for the query (fusion.py): on
+# mixed_dev's four query families it stays within a point of the best single route where
+# zscore-family lost up to 25, and on squad_dev it ranks like zscore-family (docs/QUALITY.md).
+DEFAULT_METHOD = "calibrated"
 MIN_DEPTH = 50  # candidates each route fetches, at least
 
 
@@ -35,6 +34,7 @@ class SearchOptions:
     depth: int | None = None
     passages_per_article: int = 3
     images_per_article: int = 4
+    min_score: float | None = None  # least confidence an item or article needs to be returned
 
 
 class Searcher:
@@ -56,6 +56,7 @@ class Searcher:
         self.max_image_pixels = max_image_pixels
         self.max_image_bytes = max_image_bytes
         self.default_weights = default_weights
+        self.background = Background(store)
 
     def _decode(self, image: ImageInput) -> Any:
         from PIL import Image as PILImageModule
@@ -96,6 +97,8 @@ class Searcher:
     def search(self, query: Query, options: SearchOptions = SearchOptions()) -> SearchResult:
         if options.k < 1:
             raise UsageError(f"k must be at least 1, got {options.k}")
+        if options.min_score is not None and not 0.0 <= options.min_score <= 1.0:
+            raise UsageError(f"min_score must be between 0 and 1, got {options.min_score}")
         start = time.perf_counter()
         timings: dict[str, float] = {}
         vectors = self.encode(query, timings)
@@ -118,21 +121,46 @@ class Searcher:
         # One batched lookup serves both the completeness check and the grouping.
         rows = _article_rows(self.store, (r.get("article_id") for r in runner.rows.values()))
         route_lists = drop_half_written(route_lists, runner.rows, rows)
-        fused = fuse(route_lists, weights, method=options.method)
-        per_route: dict[Key, dict[str, float]] = {}
-        for name, items in route_lists.items():
-            for key, score in items:
-                per_route.setdefault(key, {})[name] = score
-        hits = [_hit(key, score, runner.rows[key], per_route[key]) for key, score in fused]
-        articles = {id_: _article(row) for id_, row in rows.items()}
-        grouped = group_by_article(
-            hits, articles, options.k, options.passages_per_article, options.images_per_article
+        calibration = (
+            self.background.nulls(vectors, list(route_lists))
+            if options.method == "calibrated"
+            else None
         )
+        articles = {id_: _article(row) for id_, row in rows.items()}
+        hits, grouped = rank(route_lists, runner.rows, articles, weights, options, calibration)
         timings["fuse_ms"] = (time.perf_counter() - t0) * 1000
         timings["total_ms"] = (time.perf_counter() - start) * 1000
         return SearchResult(
             hits=hits[: options.k], articles=grouped, timings=timings, routes=status
         )
+
+
+def rank(
+    route_lists: Mapping[str, Ranked],
+    rows: Mapping[Key, Mapping[str, Any]],
+    articles: Mapping[str, Article] | Any,
+    weights: Mapping[str, float],
+    options: SearchOptions,
+    calibration: Mapping[str, Null] | None = None,
+) -> tuple[list[Hit], list[ArticleResult]]:
+    """What a search returns from its routes' lists: every fused hit (best first) and the top
+    ``options.k`` articles. The one place that fuses and groups, for searches and evaluations
+    alike. ``articles``: id -> Article, or a function of the id."""
+    if options.min_score is not None and options.method != "calibrated":
+        raise UsageError("min_score needs the calibrated fusion (method 'calibrated')")
+    fused = fuse_explained(route_lists, weights, method=options.method, calibration=calibration)
+    per_route: dict[Key, dict[str, float]] = {}
+    for name, items in route_lists.items():
+        for key, score in items:
+            per_route.setdefault(key, {})[name] = score
+    hits = [_hit(f, rows[f.key], per_route[f.key]) for f in fused]  # type: ignore[index]
+    if options.min_score is not None:
+        floor = options.min_score
+        hits = [h for h in hits if (h.confidence or 0.0) >= floor]
+    grouped = group_by_article(
+        hits, articles, options.k, options.passages_per_article, options.images_per_article
+    )
+    return hits, grouped
 
 
 def load_articles(store: Store, ids: Iterable[str]) -> dict[str, Article]:
@@ -180,24 +208,31 @@ def drop_half_written(
     return {name: [it for it in items if complete(it[0])] for name, items in route_lists.items()}
 
 
-def _hit(key: Key, score: float, row: Mapping[str, Any], routes: Mapping[str, float]) -> Hit:
+def _hit(fused: Fused, row: Mapping[str, Any], routes: Mapping[str, float]) -> Hit:
+    key: Key = fused.key  # type: ignore[assignment]
     kind, id_ = key
+    common: dict[str, Any] = {
+        "contributions": dict(fused.contributions),
+        "confidence": fused.confidence,
+    }
     if kind == "passage":
         return Hit(
             "passage",
             id_,
             row.get("article_id"),
-            score,
+            fused.score,
             dict(routes),
             text=row.get("text"),
             section=row.get("section"),
+            **common,
         )
     return Hit(
         "image",
         id_,
         row.get("article_id") or None,
-        score,
+        fused.score,
         dict(routes),
         uri=row.get("uri"),
         caption=row.get("caption"),
+        **common,
     )

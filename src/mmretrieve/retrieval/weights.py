@@ -26,27 +26,37 @@ TEXT_ROUTES = (
 IMAGE_ROUTES = (IMAGE_IMAGE, IMAGE_PASSAGE_CLIP, IMAGE_PASSAGE_TITLE, IMAGE_PASSAGE_VOTES)
 ALL_ROUTES = TEXT_ROUTES + IMAGE_ROUTES
 
-# The three image->passage routes are views of one signal (the picture), so together they weigh
-# less than image->image: an exact or near-exact picture match outranks passages it only implies.
-# BM25 over passages weighs half of dense: with the default fusion (z-scores within the family)
-# this stayed within 0.2 nDCG@10 points of the better single route, or above it, on a
-# BM25-strong and a dense-strong set (docs/QUALITY.md).
+# Chosen by the fusion study on mixed_dev and squad_dev (docs/QUALITY.md), for the calibrated
+# fusion, which also scales each route by how much it found for the query:
+# - BM25 over passages weighs as much as dense: article-level nDCG@10 on mixed_dev's passage
+#   queries 91.1 against 88.3 at half weight (BM25 alone 89.5).
+# - A caption matched by the BGE query counts as much as a passage (they share one space), BM25
+#   over captions a quarter: picture queries 85.6, against 83.0 with both at half weight.
+# - The image->passage routes are views of one signal (the picture), so together they weigh much
+#   less than image->image. The two that compare the picture with text in CLIP space (0.1 each)
+#   could only be measured with random CLIP weights, where they are noise; with 0.3/0.2 they
+#   cost photo queries 3-4 points. Measure again with real CLIP weights before raising them.
 DEFAULT_WEIGHTS: Mapping[str, float] = {
     TEXT_PASSAGE_DENSE: 1.0,
-    TEXT_PASSAGE_BM25: 0.5,
+    TEXT_PASSAGE_BM25: 1.0,
     TEXT_IMAGE_CLIP: 0.5,
-    TEXT_IMAGE_CAPTION: 0.5,
-    TEXT_IMAGE_BM25: 0.5,
+    TEXT_IMAGE_CAPTION: 1.0,
+    TEXT_IMAGE_BM25: 0.25,
     IMAGE_IMAGE: 1.0,
-    IMAGE_PASSAGE_CLIP: 0.3,
-    IMAGE_PASSAGE_TITLE: 0.2,
-    IMAGE_PASSAGE_VOTES: 0.4,
+    IMAGE_PASSAGE_CLIP: 0.1,
+    IMAGE_PASSAGE_TITLE: 0.1,
+    IMAGE_PASSAGE_VOTES: 0.2,
 }
 
 
 def family(name: str) -> str:
     """``text->passage:bm25`` -> ``text->passage``: the routes that rank the same items."""
     return name.split(":", 1)[0]
+
+
+def query_part(name: str) -> str:
+    """``text->passage:bm25`` -> ``text``: the part of the query (text or image) a route reads."""
+    return name.split("->", 1)[0]
 
 
 def resolve_weights(

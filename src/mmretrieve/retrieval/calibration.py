@@ -1,0 +1,228 @@
+"""What a route's raw score means for this query: evidence against chance (docs/QUALITY.md).
+
+A cosine of 0.4 is a strong match for one model and noise for another; the same holds across
+routes of one model (BGE query vs passages, vs captions) and for BM25. So each vector route's
+scores are read against the scores the same query vector gets from items picked without regard
+to it: a fixed, evenly spaced sample of the vectors the route searches (the route's
+*background*), drawn from the index on first use and kept in memory.
+
+For one query and one route, the background gives the typical score (median) and the spread of
+the scores above it. A score is turned into *evidence*: how far it lies above the best score
+that chance alone would give among the route's ``n`` items, in units of how much that best
+chance score varies from query to query (a Gumbel unit). About 0: as good as the best of ``n``
+unrelated items; a chance match scores above 3 for about 5 % of queries.
+
+Two choices make this hold for any model:
+
+- Scores are read as ``-log(1 - cosine)`` (a log distance to the query). Cosines crowd against 1
+  for near-copies and for models whose vectors share one direction; on the log scale a near-copy
+  still stands apart from its neighbours, while low cosines keep their order and spacing.
+- Routes whose scores compare directly share one background: the BGE query against passages and
+  against captions lives in one space, so a caption that matches better than any passage
+  shows as more evidence. Spaces are listed in :data:`SPACES`.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from statistics import NormalDist
+from typing import Any
+
+import numpy as np
+
+from ..store.base import ARTICLES, IMAGES, PASSAGES, Filter, Store
+from . import weights as R
+
+SAMPLE_ROWS = 2048  # background vectors per table: enough for a median and a tail spread
+REFRESH_S = 10.0  # how often a searcher checks whether the tables grew or shrank
+_EPS = 1e-6
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """One table's vectors in a background."""
+
+    table: str
+    field: str
+    where: tuple[tuple[str, bool | str | int], ...] = ()  # (field, value) pairs that must hold
+
+    @property
+    def filter(self) -> Filter | None:
+        return dict(self.where) or None
+
+
+@dataclass(frozen=True, slots=True)
+class Space:
+    """Items whose scores against one kind of query vector compare directly."""
+
+    name: str
+    query: str  # which query vector: "bge", "clip_text" or "clip_image"
+    sources: tuple[Source, ...]
+
+
+BGE_TEXT = Space(
+    "bge-text",
+    "bge",
+    (Source(PASSAGES, "bge"), Source(IMAGES, "caption_bge", (("has_caption", True),))),
+)
+CLIP_TEXT_TO_IMAGE = Space("clip-text-image", "clip_text", (Source(IMAGES, "clip_image"),))
+CLIP_IMAGE_TO_IMAGE = Space("clip-image-image", "clip_image", (Source(IMAGES, "clip_image"),))
+CLIP_IMAGE_TO_TEXT = Space(
+    "clip-image-text",
+    "clip_image",
+    (Source(PASSAGES, "clip_text"), Source(ARTICLES, "clip_title")),
+)
+
+# Route -> the space its raw scores live in. BM25 routes have none: their evidence comes from
+# the dense route of their family (``fusion.PARTNERS``). The votes' raw score is the cosine of
+# the best picture of the article, so it is read like image->image.
+SPACES: Mapping[str, Space] = {
+    R.TEXT_PASSAGE_DENSE: BGE_TEXT,
+    R.TEXT_IMAGE_CAPTION: BGE_TEXT,
+    R.TEXT_IMAGE_CLIP: CLIP_TEXT_TO_IMAGE,
+    R.IMAGE_IMAGE: CLIP_IMAGE_TO_IMAGE,
+    R.IMAGE_PASSAGE_VOTES: CLIP_IMAGE_TO_IMAGE,
+    R.IMAGE_PASSAGE_CLIP: CLIP_IMAGE_TO_TEXT,
+    R.IMAGE_PASSAGE_TITLE: CLIP_IMAGE_TO_TEXT,
+}
+
+
+def log_distance(score: float | np.ndarray) -> Any:
+    """``-log(1 - cosine)``: increasing in the cosine, and unbounded as it nears 1."""
+    return -np.log(np.maximum(1.0 - np.asarray(score, dtype=np.float64), _EPS))
+
+
+def _max_of_chance(n: int) -> tuple[float, float]:
+    """Median and spread (Gumbel scale) of the best of ``n`` standard normal scores."""
+    n = max(int(n), 1)
+    centre = NormalDist().inv_cdf(0.5 ** (1.0 / n)) if n > 1 else 0.0
+    scale = 1.0 / max(math.sqrt(2.0 * math.log(n)), 1.0) if n > 1 else 1.0
+    return centre, scale
+
+
+@dataclass(frozen=True, slots=True)
+class Null:
+    """The scores one query vector gets from a route's background, on the log-distance scale:
+    their median, the spread of those above it, and how many items the route searches."""
+
+    median: float
+    spread: float
+    n: int
+
+    def evidence(self, score: float) -> float:
+        """How far ``score`` lies above the best score chance gives among ``n`` items, in
+        Gumbel units (0: as good as that best; > 3 for about 5 % of unrelated queries)."""
+        z = (float(log_distance(score)) - self.median) / self.spread
+        centre, scale = _max_of_chance(self.n)
+        return (z - centre) / scale
+
+    @classmethod
+    def of(cls, scores: np.ndarray, n: int) -> Null:
+        y = log_distance(scores)
+        median = float(np.median(y))
+        above = y[y > median] - median
+        spread = float(np.sqrt(np.mean(above**2))) if above.size else 0.0
+        return cls(median, max(spread, 1e-3), max(int(n), 1))
+
+
+@dataclass
+class _Sample:
+    vectors: np.ndarray  # rows from every source of the space
+    n: int  # items the space holds in all
+
+
+class Background:
+    """Samples of each space's vectors, drawn from ``store`` on first use and refreshed when the
+    tables change size. Thread-safe; one per searcher."""
+
+    def __init__(self, store: Store, sample_rows: int = SAMPLE_ROWS) -> None:
+        self.store = store
+        self.sample_rows = sample_rows
+        self._samples: dict[str, _Sample | None] = {}
+        self._sizes: dict[Source, int] = {}
+        self._checked = 0.0
+        self._lock = threading.Lock()
+
+    def invalidate(self) -> None:
+        with self._lock:
+            self._samples.clear()
+            self._sizes.clear()
+            self._checked = 0.0
+
+    def nulls(self, vectors: Any, routes: Sequence[str]) -> dict[str, Null]:
+        """A :class:`Null` for each of ``routes`` that has a space and whose query vector is in
+        ``vectors`` (a :class:`~mmretrieve.retrieval.routes.QueryVectors`)."""
+        self._refresh_if_stale()
+        out: dict[str, Null] = {}
+        done: dict[str, Null | None] = {}
+        for route in routes:
+            space = SPACES.get(route)
+            if space is None:
+                continue
+            if space.name not in done:
+                query = getattr(vectors, space.query, None)
+                sample = self._sample(space) if query is not None else None
+                done[space.name] = (
+                    Null.of(sample.vectors @ np.asarray(query, dtype=np.float32), sample.n)
+                    if sample is not None
+                    else None
+                )
+            null = done[space.name]
+            if null is not None:
+                out[route] = null
+        return out
+
+    # -- sampling --------------------------------------------------------------------------------
+    def _refresh_if_stale(self) -> None:
+        now = time.monotonic()
+        if now - self._checked < REFRESH_S:
+            return
+        with self._lock:
+            if now - self._checked < REFRESH_S:
+                return
+            for source, size in list(self._sizes.items()):
+                if self._count(source) != size:
+                    self._samples.clear()
+                    self._sizes.clear()
+                    break
+            self._checked = now
+
+    def _count(self, source: Source) -> int:
+        try:
+            return int(self.store.count(source.table, source.filter))
+        except Exception:  # a table the index does not have (text-only index)
+            return 0
+
+    def _sample(self, space: Space) -> _Sample | None:
+        with self._lock:
+            if space.name not in self._samples:
+                self._samples[space.name] = self._draw(space)
+            return self._samples[space.name]
+
+    def _draw(self, space: Space) -> _Sample | None:
+        """Up to ``sample_rows`` vectors, each source's share in proportion to its size, so a
+        pooled background looks like the items the routes actually search."""
+        sizes = {}
+        for source in space.sources:
+            sizes[source] = self._sizes[source] = self._count(source)
+        total = sum(sizes.values())
+        parts: list[np.ndarray] = []
+        for source, size in sizes.items():
+            if size == 0:
+                continue
+            quota = max(1, round(self.sample_rows * size / total))
+            ids = sorted(str(r["id"]) for r in self.store.scan(source.table, ["id"], source.filter))
+            if len(ids) > quota:  # evenly spaced: the same index always gives the same sample
+                step = len(ids) / quota
+                ids = [ids[int(i * step)] for i in range(quota)]
+            rows = self.store.get(source.table, ids, ["id", source.field])
+            vectors = [r[source.field] for r in rows if r.get(source.field) is not None]
+            if vectors:
+                parts.append(np.asarray(vectors, dtype=np.float32))
+        if not parts:
+            return None
+        return _Sample(np.concatenate(parts), total)
