@@ -196,6 +196,10 @@ def test_combined_query_shows_batman_card(
         assert time.monotonic() < deadline, "thumbnail did not load"
         time.sleep(0.1)
     assert card.locator("figcaption").first.inner_text().startswith("score ")
+    # Why this result: the article's confidence and what each route added to its score.
+    assert "confidence" in card.locator(".card-head .score").inner_text()
+    why = card.locator(".article-why").inner_text()
+    assert why.startswith("why: ") and "image->image +" in why
     assert card.locator(".passages mark").count() > 0  # query words highlighted
     assert "RANDOM" in page.locator("#warnings").inner_text()  # tiny random models are flagged
     assert page.locator("#api-key-box").is_hidden() and page.locator("#error").is_hidden()
@@ -212,6 +216,20 @@ def test_combined_query_shows_batman_card(
     kinds = page.locator("ol.flat .kind").all_inner_texts()
     assert kinds and {k.lower() for k in kinds} <= {"passage", "image"}
     assert errors == []
+    page.close()
+
+
+def test_min_score_answers_nothing_relevant(server: str, browser) -> None:
+    page = browser.new_page()
+    page.goto(server + "/")
+    sync_api.expect(page.locator("#index-info")).to_contain_text("3 articles")
+    page.select_option("#min-score", "0.8")
+    page.fill("#q", "zqxv wibble frobnicate")
+    page.keyboard.press("Enter")
+    sync_api.expect(page.locator("#results .empty")).to_contain_text("Nothing relevant")
+    page.select_option("#min-score", "")  # off: the closest matches come back
+    page.click("#submit")
+    sync_api.expect(page.locator("article.card").first).to_be_visible()
     page.close()
 
 

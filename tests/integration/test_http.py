@@ -116,7 +116,8 @@ def test_search_json_text(client: TestClient) -> None:
     data = response.json()
     assert data["articles"][0]["article"]["title"] == "Batman"
     assert data["articles"][0]["article"]["url"] == "https://en.wikipedia.org/wiki/Batman"
-    assert data["query"] == {"text": "Who is Bruce Wayne?", "image": None, "k": 2}
+    query = {"text": "Who is Bruce Wayne?", "image": None, "k": 2, "min_score": None}
+    assert data["query"] == query
     assert data["routes"]["text->passage:dense"] == "ok"
     assert len(data["articles"]) == 2 and data["timings_ms"]["total"] > 0
     for hit in data["hits"] + [h for g in data["articles"] for h in g["images"]]:
@@ -403,3 +404,26 @@ def test_temporary_thumbnail_cache_goes_with_the_server(built, client: TestClien
     with TestClient(kept) as running:
         running.get(f"/images/{image_id}/thumbnail")
     assert list((base / "kept").glob("*.jpg"))
+
+
+def test_search_explains_and_thresholds(client: TestClient) -> None:
+    data = client.post("/search", json={"text": "Who is Bruce Wayne?", "k": 2}).json()
+    top = data["articles"][0]
+    assert 0.0 <= top["confidence"] <= 1.0
+    assert sum(top["contributions"].values()) == pytest.approx(top["score"], abs=1e-4)
+    for hit in data["hits"]:
+        assert set(hit["contributions"]) <= set(hit["routes"])
+    strict = client.post("/search", json={"text": "Who is Bruce Wayne?", "min_score": 1.0})
+    assert strict.status_code == 200
+    assert all(a["confidence"] >= 1.0 for a in strict.json()["articles"])
+    form = client.post("/search", data={"text": "Who is Bruce Wayne?", "min_score": "0.5"})
+    assert form.status_code == 200 and form.json()["query"]["min_score"] == 0.5
+    for bad in (1.5, -0.1, "high", True):
+        response = client.post("/search", json={"text": "Batman", "min_score": bad})
+        assert response.status_code == 422 and "min_score" in response.json()["detail"]
+    nan = client.post(
+        "/search",
+        content=b'{"text": "Batman", "min_score": NaN}',
+        headers={"content-type": "application/json"},
+    )
+    assert nan.status_code == 422

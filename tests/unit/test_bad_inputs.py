@@ -143,7 +143,10 @@ def test_nothing_else_is_reported_or_indexed(battery: Battery) -> None:
 
 
 def test_the_index_still_answers(battery: Battery) -> None:
-    result = battery.index.search(text="Café crème brûlée dessert", k=3)
+    # The passage routes find the Latin-1 article by its words. (The FAKE CLIP compares a bag of
+    # words with pixels: among 19 images one accidental outlier reads as a real match, so the
+    # text->image routes are left out of this check of what was indexed.)
+    result = battery.index.search(text="Café crème brûlée dessert", k=3, weights={"text->image": 0})
     assert result.articles[0].article.id == "Latin1"
     hit = battery.index.search(image=battery.corpus.base / "folder" / "Gallery" / "ok.png", k=1)
     assert hit.hits[0].route_scores["image->image"] == pytest.approx(1.0, abs=1e-5)

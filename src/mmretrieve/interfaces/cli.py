@@ -75,42 +75,61 @@ def _emit_json(data: Any) -> None:
 
 
 index_option = click.option(
-    "--index", "--store", "index_path", envvar=ENV_INDEX, default=DEFAULT_INDEX,
+    "--index",
+    "--store",
+    "index_path",
+    envvar=ENV_INDEX,
+    default=DEFAULT_INDEX,
     show_default=True,
     help=f"Index directory or store URI: PATH, lance://PATH, milvus://HOST:PORT/NAME or "
     f"milvus-lite://FILE (env {ENV_INDEX}).",
 )
 text_model_option = click.option(
-    "--text-model", envvar=ENV_TEXT_MODEL, default=None,
+    "--text-model",
+    envvar=ENV_TEXT_MODEL,
+    default=None,
     help=f"Text model: Hugging Face name or local folder (env {ENV_TEXT_MODEL}). "
     "Default: the index's own, or BAAI/bge-small-en-v1.5 for a new index.",
 )
 image_model_option = click.option(
-    "--image-model", envvar=ENV_IMAGE_MODEL, default=None,
+    "--image-model",
+    envvar=ENV_IMAGE_MODEL,
+    default=None,
     help=f"CLIP model: name or local folder, or 'none' for text only (env {ENV_IMAGE_MODEL}). "
     "Default: the index's own, or openai/clip-vit-base-patch32 for a new index.",
 )
 device_option = click.option("--device", default=None, help="torch device, e.g. cpu or cuda.")
 runtime_option = click.option(
-    "--runtime", type=click.Choice(["auto", "torch", "onnx"]), default=None,
+    "--runtime",
+    type=click.Choice(["auto", "torch", "onnx"]),
+    default=None,
     help="Encoder runtime (env MMRETRIEVE_RUNTIME; default auto: picked by measurement, see "
     "docs/BENCHMARKS.md). onnx needs ONNX files: `mmretrieve models export`.",
 )
 precision_option = click.option(
-    "--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16", "int8"]), default=None,
+    "--precision",
+    type=click.Choice(["auto", "fp32", "bf16", "fp16", "int8"]),
+    default=None,
     help="Encoder precision (env MMRETRIEVE_PRECISION; default auto). fp32 is the reference; "
     "bf16 needs a CPU with native bf16, fp16 a CUDA device, int8 the onnx runtime.",
 )
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for machines.")
 
 
-def _open(index_path: str, text_model: str | None, image_model: str | None,
-          device: str | None = None, create: bool = False, **settings: Any) -> Any:
+def _open(
+    index_path: str,
+    text_model: str | None,
+    image_model: str | None,
+    device: str | None = None,
+    create: bool = False,
+    **settings: Any,
+) -> Any:
     from ..api import Index
 
     base = settings_from_env(device=device, **settings)
-    return Index.open(index_path, text_model=text_model, image_model=image_model,
-                      create=create, settings=base)
+    return Index.open(
+        index_path, text_model=text_model, image_model=image_model, create=create, settings=base
+    )
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -135,23 +154,52 @@ def main(debug: bool) -> None:
 @runtime_option
 @precision_option
 @click.option("--prune", is_flag=True, help="Remove indexed items whose source is gone.")
-@click.option("--chunk-tokens", type=click.IntRange(16, 8192), default=None,
-              help="Passage size in text-model tokens for a new index (default 256).")
-@click.option("--chunk-overlap", type=click.IntRange(0, 4096), default=None,
-              help="Tokens shared by consecutive passages for a new index (default 32).")
-@click.option("--report", "report_path", type=click.Path(path_type=Path), default=None,
-              help="Write every skipped item (path and reason) to this file as JSON lines.")
-@click.option("--progress/--no-progress", default=True, show_default=True,
-              help="Show a progress bar on stderr.")
+@click.option(
+    "--chunk-tokens",
+    type=click.IntRange(16, 8192),
+    default=None,
+    help="Passage size in text-model tokens for a new index (default 256).",
+)
+@click.option(
+    "--chunk-overlap",
+    type=click.IntRange(0, 4096),
+    default=None,
+    help="Tokens shared by consecutive passages for a new index (default 32).",
+)
+@click.option(
+    "--report",
+    "report_path",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Write every skipped item (path and reason) to this file as JSON lines.",
+)
+@click.option(
+    "--progress/--no-progress",
+    default=True,
+    show_default=True,
+    help="Show a progress bar on stderr.",
+)
 @ray_options
 @json_option
 @friendly
-def index_cmd(sources: tuple[Path, ...], index_path: str, text_model: str | None,
-              image_model: str | None, device: str | None, runtime: str | None,
-              precision: str | None, prune: bool,
-              chunk_tokens: int | None, chunk_overlap: int | None, report_path: Path | None,
-              progress: bool, ray_address: str | None, ray_workers: int | None,
-              ray_gpus: float, as_json: bool) -> None:
+def index_cmd(
+    sources: tuple[Path, ...],
+    index_path: str,
+    text_model: str | None,
+    image_model: str | None,
+    device: str | None,
+    runtime: str | None,
+    precision: str | None,
+    prune: bool,
+    chunk_tokens: int | None,
+    chunk_overlap: int | None,
+    report_path: Path | None,
+    progress: bool,
+    ray_address: str | None,
+    ray_workers: int | None,
+    ray_gpus: float,
+    as_json: bool,
+) -> None:
     """Index articles and images from folders or JSONL files.
 
     SOURCES are a folder of <Title>.txt files and images, a folder with one subfolder per
@@ -164,23 +212,43 @@ def index_cmd(sources: tuple[Path, ...], index_path: str, text_model: str | None
       mmretrieve index ./wiki --index ./idx --text-model BAAI/bge-small-en-v1.5
       mmretrieve index ./wiki --store milvus://127.0.0.1:19530/wiki --ray auto
     """
-    index = _open(index_path, text_model, image_model, device, create=True,
-                  chunk_tokens=chunk_tokens, chunk_overlap=chunk_overlap, runtime=runtime,
-                  precision=precision)
+    index = _open(
+        index_path,
+        text_model,
+        image_model,
+        device,
+        create=True,
+        chunk_tokens=chunk_tokens,
+        chunk_overlap=chunk_overlap,
+        runtime=runtime,
+        precision=precision,
+    )
     with index:
         _warn_random(index)
         if ray_address:
             from ..distributed.ray_ingest import add_with_ray
 
-            report = add_with_ray(index, list(sources), address=ray_address, workers=ray_workers,
-                                  gpus_per_worker=ray_gpus, prune=prune, progress=progress)
+            report = add_with_ray(
+                index,
+                list(sources),
+                address=ray_address,
+                workers=ray_workers,
+                gpus_per_worker=ray_gpus,
+                prune=prune,
+                progress=progress,
+            )
         else:
             report = index.add(list(sources), prune=prune, progress=progress)
         if report_path is not None:
             with report_path.open("w", encoding="utf-8") as fh:
                 for item in report.skipped:
-                    fh.write(json.dumps({"path": item.path, "reason": item.reason,
-                                         "kind": item.kind}, ensure_ascii=False) + "\n")
+                    fh.write(
+                        json.dumps(
+                            {"path": item.path, "reason": item.reason, "kind": item.kind},
+                            ensure_ascii=False,
+                        )
+                        + "\n"
+                    )
         if as_json:
             _emit_json({"report": report.as_dict(), "stats": index.stats()})
         else:
@@ -200,8 +268,9 @@ def _print_report(report: Any, stats: dict[str, Any]) -> None:
     if r.articles_pruned or r.images_pruned:
         click.echo(f"Pruned {r.articles_pruned} articles and {r.images_pruned} images.")
     c = stats["counts"]
-    click.echo(f"Index now holds {c['articles']} articles, {c['passages']} passages, "
-               f"{c['images']} images.")
+    click.echo(
+        f"Index now holds {c['articles']} articles, {c['passages']} passages, {c['images']} images."
+    )
     if r.skipped:
         click.echo(f"Skipped {len(r.skipped)} items:", err=True)
         for item in r.skipped[:50]:
@@ -212,33 +281,82 @@ def _print_report(report: Any, stats: dict[str, Any]) -> None:
 
 @main.command("search")
 @click.argument("text", required=False)
-@click.option("--image", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              default=None, help="An image file to search with (alone or with TEXT).")
+@click.option(
+    "--image",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="An image file to search with (alone or with TEXT).",
+)
 @index_option
-@click.option("-k", "k", type=click.IntRange(1, 1000), default=5, show_default=True,
-              help="How many articles to return.")
-@click.option("--weight", "weights", multiple=True, metavar="ROUTE=W",
-              help="Weight of a route or route family, e.g. text->passage:bm25=0.5 (repeatable).")
-@click.option("--method", type=click.Choice(METHODS), default=None,
-              help=f"Fusion method (default {DEFAULT_METHOD}; see docs/QUALITY.md).")
-@click.option("--article", "article_ids", multiple=True,
-              help="Only search within this article id (repeatable).")
+@click.option(
+    "-k",
+    "k",
+    type=click.IntRange(1, 1000),
+    default=5,
+    show_default=True,
+    help="How many articles to return.",
+)
+@click.option(
+    "--weight",
+    "weights",
+    multiple=True,
+    metavar="ROUTE=W",
+    help="Weight of a route or route family, e.g. text->passage:bm25=0.5 (repeatable).",
+)
+@click.option(
+    "--method",
+    type=click.Choice(METHODS),
+    default=None,
+    help=f"Fusion method (default {DEFAULT_METHOD}; see docs/QUALITY.md).",
+)
+@click.option(
+    "--article",
+    "article_ids",
+    multiple=True,
+    help="Only search within this article id (repeatable).",
+)
+@click.option(
+    "--min-score",
+    type=click.FloatRange(0.0, 1.0),
+    default=None,
+    help="Keep only items and articles whose confidence reaches this (0-1; 0.5 = a "
+    "match as strong as chance gives for 1 unrelated query in 20). Nothing that "
+    "relevant: no results.",
+)
+@click.option(
+    "--why", is_flag=True, help="Show what each route added to every article's and item's score."
+)
 @device_option
 @runtime_option
 @precision_option
 @json_option
 @friendly
-def search_cmd(text: str | None, image: Path | None, index_path: str, k: int,
-               weights: tuple[str, ...], method: str | None, article_ids: tuple[str, ...],
-               device: str | None, runtime: str | None, precision: str | None,
-               as_json: bool) -> None:
+def search_cmd(
+    text: str | None,
+    image: Path | None,
+    index_path: str,
+    k: int,
+    weights: tuple[str, ...],
+    method: str | None,
+    article_ids: tuple[str, ...],
+    min_score: float | None,
+    why: bool,
+    device: str | None,
+    runtime: str | None,
+    precision: str | None,
+    as_json: bool,
+) -> None:
     """Search an index with text, an image, or both.
+
+    Each article shows its score, its confidence (the calibrated chance that a route matched
+    it better than chance would) and, with --why, what each route added to the score.
 
     \b
     Example:
       mmretrieve search "Who is Bruce Wayne?" --index ./idx
       mmretrieve search "Bat man" --image batman.jpg --index ./idx --json
-      mmretrieve search --image batman.jpg --index ./idx -k 5
+      mmretrieve search --image batman.jpg --index ./idx -k 5 --why
+      mmretrieve search "quantum chromodynamics" --index ./idx --min-score 0.5
     """
     from ..retrieval.weights import parse_weights
     from .render import result_dict, result_text
@@ -247,14 +365,28 @@ def search_cmd(text: str | None, image: Path | None, index_path: str, k: int,
         raise click.UsageError("give a TEXT query, an --image, or both")
     index = _open(index_path, None, None, device, runtime=runtime, precision=precision)
     with index:
-        result = index.search(text=text, image=image, k=k, weights=parse_weights(weights) or None,
-                              method=method, article_ids=list(article_ids) or None)
+        result = index.search(
+            text=text,
+            image=image,
+            k=k,
+            weights=parse_weights(weights) or None,
+            method=method,
+            article_ids=list(article_ids) or None,
+            min_score=min_score,
+        )
         _warn_random(index)
     if as_json:
-        query = {"text": text, "image": str(image) if image else None, "k": k}
+        query = {
+            "text": text,
+            "image": str(image) if image else None,
+            "k": k,
+            "min_score": min_score,
+        }
         _emit_json(result_dict(result, query))
+    elif min_score is not None and not result.articles and not result.hits:
+        click.echo(f"Nothing relevant: no result reached --min-score {min_score:g}.")
     else:
-        click.echo(result_text(result))
+        click.echo(result_text(result, why=why))
 
 
 @main.command("info")
@@ -280,8 +412,10 @@ def info_cmd(index_path: str, as_json: bool) -> None:
     for role, model in stats["models"].items():
         if model:
             flag = "  (RANDOM weights)" if model.get("random") else ""
-            click.echo(f"  {role} model: {model['name']} (dim {model['dim']}, "
-                       f"revision {model['revision']}){flag}")
+            click.echo(
+                f"  {role} model: {model['name']} (dim {model['dim']}, "
+                f"revision {model['revision']}){flag}"
+            )
         else:
             click.echo(f"  {role} model: none")
     ch = stats["chunking"]
@@ -316,16 +450,30 @@ def models_pull(names: tuple[str, ...]) -> None:
 
 @models_group.command("export")
 @click.argument("names", nargs=-1)
-@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Folder to write (one model only). Default: the export cache, where "
-              "--runtime onnx finds it for the same model name.")
-@click.option("--kind", type=click.Choice(["text", "image"]), default=None,
-              help="Model kind (default: read from config.json; CLIP = image).")
-@click.option("--int8/--no-int8", default=True, show_default=True,
-              help="Also write int8-quantized graphs (*_int8.onnx).")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Folder to write (one model only). Default: the export cache, where "
+    "--runtime onnx finds it for the same model name.",
+)
+@click.option(
+    "--kind",
+    type=click.Choice(["text", "image"]),
+    default=None,
+    help="Model kind (default: read from config.json; CLIP = image).",
+)
+@click.option(
+    "--int8/--no-int8",
+    default=True,
+    show_default=True,
+    help="Also write int8-quantized graphs (*_int8.onnx).",
+)
 @friendly
-def models_export(names: tuple[str, ...], out_dir: Path | None, kind: str | None,
-                  int8: bool) -> None:
+def models_export(
+    names: tuple[str, ...], out_dir: Path | None, kind: str | None, int8: bool
+) -> None:
     """Export models to ONNX (fp32 and int8) for `--runtime onnx`; needs torch and onnx.
 
     With no NAMES, exports the defaults. With --out, the folder written is a complete model
@@ -344,8 +492,9 @@ def models_export(names: tuple[str, ...], out_dir: Path | None, kind: str | None
     if out_dir is not None and len(todo) != 1:
         raise click.UsageError("--out takes one model; give exactly one NAME")
     for name in todo:
-        path = export_model(name, out_dir, kind=kind, int8=int8,
-                            log=lambda message: click.echo(message, err=True))
+        path = export_model(
+            name, out_dir, kind=kind, int8=int8, log=lambda message: click.echo(message, err=True)
+        )
         click.echo(str(path))
 
 

@@ -37,6 +37,7 @@ from .http_params import (
     params_from_json,
     parse_k,
     parse_method,
+    parse_min_score,
     parse_weights_value,
     random_model_warnings,
     response_dict,
@@ -237,6 +238,7 @@ def create_app(
             k=parse_k(form.get("k") or 10, max_k),
             weights=parse_weights_value(form.get("weights")),
             method=parse_method(form.get("method")),
+            min_score=parse_min_score(form.get("min_score")),
             article_ids=ids or None,
         )
 
@@ -280,11 +282,17 @@ def create_app(
                 weights=params.weights,
                 method=params.method,
                 article_ids=params.article_ids,
+                min_score=params.min_score,
             )
             return found, random_model_warnings(index)
 
         result, warnings = locked(search)
-        query = {"text": params.text, "image": params.image_name, "k": params.k}
+        query = {
+            "text": params.text,
+            "image": params.image_name,
+            "k": params.k,
+            "min_score": params.min_score,
+        }
         return response_dict(result, query, warnings)
 
     search_body = {

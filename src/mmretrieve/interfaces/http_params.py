@@ -56,6 +56,7 @@ class SearchParams:
     weights: dict[str, float] | None
     method: str | None
     article_ids: list[str] | None
+    min_score: float | None = None
 
 
 def status_for(exc: MMRetrieveError) -> int:
@@ -91,6 +92,21 @@ def parse_k(value: Any, max_k: int) -> int:
     if not 1 <= k <= max_k:
         raise HTTPProblem(422, f"k must be between 1 and {max_k}, got {k}")
     return k
+
+
+def parse_min_score(value: Any) -> float | None:
+    """A number from 0 to 1 (JSON number or form text), or nothing."""
+    if value in (None, ""):
+        return None
+    if isinstance(value, bool):
+        raise HTTPProblem(422, "min_score must be a number from 0 to 1")
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise HTTPProblem(422, f"min_score must be a number from 0 to 1, got {value!r}") from None
+    if not 0.0 <= number <= 1.0:  # NaN fails this too
+        raise HTTPProblem(422, f"min_score must be a number from 0 to 1, got {value!r}")
+    return number
 
 
 def parse_method(value: Any) -> str | None:
@@ -141,7 +157,7 @@ def params_from_json(body: bytes, max_k: int) -> SearchParams:
         raise HTTPProblem(422, "the request body is not valid JSON") from None
     if not isinstance(data, dict):
         raise HTTPProblem(422, "the request body must be a JSON object")
-    unknown = set(data) - {"text", "image", "k", "weights", "method", "filters"}
+    unknown = set(data) - {"text", "image", "k", "weights", "method", "filters", "min_score"}
     if unknown:
         raise HTTPProblem(422, f"unknown fields: {', '.join(sorted(unknown))}")
     text, image = data.get("text"), data.get("image")
@@ -163,6 +179,7 @@ def params_from_json(body: bytes, max_k: int) -> SearchParams:
         weights=parse_weights_value(data.get("weights")),
         method=parse_method(data.get("method")),
         article_ids=ids,
+        min_score=parse_min_score(data.get("min_score")),
     )
 
 
@@ -228,6 +245,14 @@ def json_schema(max_k: int) -> dict[str, Any]:
                 '{"text->passage:bm25": 0.5, "image->image": 2}.',
             },
             "method": {"type": "string", "enum": list(FUSION_METHODS)},
+            "min_score": {
+                "type": "number",
+                "minimum": 0,
+                "maximum": 1,
+                "description": "Keep only items and articles whose confidence reaches this "
+                "(0.5: as strong as chance gives for 1 unrelated query in 20). Nothing that "
+                "relevant: no articles.",
+            },
             "filters": {
                 "type": "object",
                 "properties": {
@@ -252,6 +277,7 @@ def form_schema(max_k: int) -> dict[str, Any]:
             "k": {"type": "integer", "minimum": 1, "maximum": max_k, "default": 10},
             "weights": {"type": "string", "description": "route=w,route=w or a JSON object."},
             "method": {"type": "string", "enum": list(FUSION_METHODS)},
+            "min_score": {"type": "number", "minimum": 0, "maximum": 1},
             "article_id": {
                 "type": "array",
                 "items": {"type": "string"},

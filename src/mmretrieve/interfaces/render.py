@@ -8,13 +8,20 @@ from typing import Any
 from ..types import Hit, SearchResult
 
 
+def _rounded(values: Mapping[str, float]) -> dict[str, float]:
+    return {name: round(float(v), 6) for name, v in values.items()}
+
+
 def hit_dict(hit: Hit) -> dict[str, Any]:
+    """``routes``: each route's raw score; ``contributions``: what it added to ``score``."""
     out: dict[str, Any] = {
         "kind": hit.kind,
         "id": hit.id,
         "article_id": hit.article_id,
         "score": hit.score,
+        "confidence": hit.confidence,
         "routes": dict(hit.route_scores),
+        "contributions": _rounded(hit.contributions),
     }
     if hit.kind == "passage":
         out.update(text=hit.text, section=hit.section)
@@ -35,6 +42,8 @@ def result_dict(result: SearchResult, query: Mapping[str, Any]) -> dict[str, Any
                     "license": a.article.license,
                 },
                 "score": a.score,
+                "confidence": a.confidence,
+                "contributions": _rounded(a.contributions),
                 "passages": [hit_dict(h) for h in a.passages],
                 "images": [hit_dict(h) for h in a.images],
             }
@@ -51,20 +60,46 @@ def _snippet(text: str | None, width: int) -> str:
     return flat if len(flat) <= width else flat[: width - 1].rstrip() + "…"
 
 
-def result_text(result: SearchResult, width: int = 100) -> str:
-    """Each article's title, score, best passage snippets and image files."""
+def why_text(contributions: Mapping[str, float], limit: int = 4) -> str:
+    """``dense 0.62 + bm25 0.31 + caption 0.02``: the routes that added most, largest first."""
+    parts = sorted(((v, r) for r, v in contributions.items() if v > 0.0005), reverse=True)
+    if not parts:
+        return "no route added to it"
+    shown = [f"{r.split('->', 1)[1] if '->' in r else r} {v:.2f}" for v, r in parts[:limit]]
+    rest = len(parts) - limit
+    return " + ".join(shown) + (f" + {rest} more" if rest > 0 else "")
+
+
+def _measure(score: float, confidence: float | None) -> str:
+    sure = f", confidence {confidence:.2f}" if confidence is not None else ""
+    return f"score {score:.4f}{sure}"
+
+
+def result_text(result: SearchResult, width: int = 100, why: bool = False) -> str:
+    """Each article's title, score, confidence, best passage snippets and image files; with
+    ``why``, what each route added (article and items)."""
     lines: list[str] = []
     if not result.articles and not result.hits:
         return "No results."
     for n, group in enumerate(result.articles, start=1):
         url = f"  {group.article.url}" if group.article.url else ""
-        lines.append(f"{n}. {group.article.title}  (score {group.score:.4f}){url}")
+        lines.append(
+            f"{n}. {group.article.title}  ({_measure(group.score, group.confidence)}){url}"
+        )
+        if why:
+            lines.append(f"   why: {why_text(group.contributions)}")
         for hit in group.passages:
             section = f"[{hit.section}] " if hit.section else ""
             lines.append(f"   - {section}{_snippet(hit.text, width - 5 - len(section))}")
+            if why:
+                lines.append(
+                    f"     ({_measure(hit.score, hit.confidence)}: {why_text(hit.contributions)})"
+                )
         for hit in group.images:
             caption = f"  {_snippet(hit.caption, 50)}" if hit.caption else ""
-            lines.append(f"   * image {hit.uri}  (score {hit.score:.4f}){caption}")
+            lines.append(f"   * image {hit.uri}  ({_measure(hit.score, hit.confidence)}){caption}")
+            if why:
+                lines.append(f"     (why: {why_text(hit.contributions)})")
     grouped = {h.id for g in result.articles for h in (*g.passages, *g.images)}
     loose = [
         h for h in result.hits if h.kind == "image" and not h.article_id and h.id not in grouped

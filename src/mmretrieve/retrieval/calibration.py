@@ -6,11 +6,11 @@ scores are read against the scores the same query vector gets from items picked 
 to it: a fixed, evenly spaced sample of the vectors the route searches (the route's
 *background*), drawn from the index on first use and kept in memory.
 
-For one query and one route, the background gives the typical score (median) and the spread of
-the scores above it. A score is turned into *evidence*: how far it lies above the best score
-that chance alone would give among the route's ``n`` items, in units of how much that best
-chance score varies from query to query (a Gumbel unit). About 0: as good as the best of ``n``
-unrelated items; a chance match scores above 3 for about 5 % of queries.
+For one query and one route, the background gives the typical score (median) and how widely
+unrelated scores spread. A score becomes *evidence*: ``-ln`` of how many of the route's ``n``
+items would score that high by chance, with unrelated scores taken to fall off exponentially
+above the median (:class:`Null`). About 0: as good as the best of ``n`` unrelated items; 3: a
+chance match that strong shows up for about 1 query in 20.
 
 Two choices make this hold for any model:
 
@@ -29,7 +29,6 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from statistics import NormalDist
 from typing import Any
 
 import numpy as np
@@ -40,6 +39,7 @@ from . import weights as R
 SAMPLE_ROWS = 2048  # background vectors per table: enough for a median and a tail spread
 REFRESH_S = 10.0  # how often a searcher checks whether the tables grew or shrank
 _EPS = 1e-6
+MIN_SPREAD = 0.01  # least spread of unrelated scores (log distance; about 0.01 in cosine)
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,37 +96,37 @@ def log_distance(score: float | np.ndarray) -> Any:
     return -np.log(np.maximum(1.0 - np.asarray(score, dtype=np.float64), _EPS))
 
 
-def _max_of_chance(n: int) -> tuple[float, float]:
-    """Median and spread (Gumbel scale) of the best of ``n`` standard normal scores."""
-    n = max(int(n), 1)
-    centre = NormalDist().inv_cdf(0.5 ** (1.0 / n)) if n > 1 else 0.0
-    scale = 1.0 / max(math.sqrt(2.0 * math.log(n)), 1.0) if n > 1 else 1.0
-    return centre, scale
-
-
 @dataclass(frozen=True, slots=True)
 class Null:
     """The scores one query vector gets from a route's background, on the log-distance scale:
-    their median, the spread of those above it, and how many items the route searches."""
+    their median, their mean distance below it, and how many items the route searches."""
 
     median: float
     spread: float
     n: int
 
     def evidence(self, score: float) -> float:
-        """How far ``score`` lies above the best score chance gives among ``n`` items, in
-        Gumbel units (0: as good as that best; > 3 for about 5 % of unrelated queries)."""
-        z = (float(log_distance(score)) - self.median) / self.spread
-        centre, scale = _max_of_chance(self.n)
-        return (z - centre) / scale
+        """``-ln`` of how many unrelated items among the route's ``n`` are expected to score at
+        least ``score``: about 0 for the best of ``n`` unrelated items, 3 when chance gives a
+        match this strong to 1 query in 20, 7 for 1 in 1,000."""
+        above = (float(log_distance(score)) - self.median) / self.spread
+        return above - math.log(max(self.n, 2) / 2)
 
     @classmethod
     def of(cls, scores: np.ndarray, n: int) -> Null:
+        """From the scores of a background sample. Unrelated items fall off exponentially above
+        the median (a heavier tail than a normal's, as text-embedding scores have), at the rate
+        their spread below it shows. The spread is read on the lower side on purpose: a query's
+        real matches sit at the top, and in a small, one-topic index they are a good part of
+        the sample. A small sample says little about the spread, so it is widened by two
+        standard errors (x1.06 for 1,000 scores below the median, x2 for 4); and it is at least
+        :data:`MIN_SPREAD`, as scores that barely vary (a tiny index, a degenerate model) would
+        otherwise make any difference look certain."""
         y = log_distance(scores)
         median = float(np.median(y))
-        above = y[y > median] - median
-        spread = float(np.sqrt(np.mean(above**2))) if above.size else 0.0
-        return cls(median, max(spread, 1e-3), max(int(n), 1))
+        below = median - y[y < median]
+        spread = float(np.mean(below)) * (1 + 2 / math.sqrt(below.size)) if below.size else 0.0
+        return cls(median, max(spread, MIN_SPREAD), max(int(n), 1))
 
 
 @dataclass

@@ -32,7 +32,7 @@ from statistics import fmean, pstdev
 from typing import TypeVar
 
 from . import weights as R
-from .calibration import Null
+from .calibration import SPACES, Null, log_distance
 from .weights import family, query_part
 
 K = TypeVar("K", bound=Hashable)
@@ -131,7 +131,8 @@ def _by_family(
 ) -> Parts:
     within, across = BY_FAMILY[method]
     families: dict[str, dict[str, Ranked[K]]] = {}
-    for name, items in routes.items():
+    for name in sorted(routes):  # sums in one order, whatever the order of ``routes``
+        items = routes[name]
         if items and weights.get(name, 1.0) != 0:
             families.setdefault(family(name), {})[name] = items
     parts: Parts = {}
@@ -155,8 +156,8 @@ PARTNERS: Mapping[str, str] = {
     R.TEXT_PASSAGE_BM25: R.TEXT_PASSAGE_DENSE,
     R.TEXT_IMAGE_BM25: R.TEXT_IMAGE_CAPTION,
 }
-# Evidence (Gumbel units above the best of chance) at which a route's best counts as half
-# confident: a chance match gets there for about 5 % of queries.
+# Evidence (calibration.Null.evidence) at which a route's best counts as half confident: a chance
+# match gets there for about 1 query in 20.
 EVIDENCE_AT_HALF = 3.0
 # Routes reading the same part of the query compete: one whose best lies this many units below
 # the best of its part keeps 1/e of its confidence. Chosen by the study in docs/QUALITY.md.
@@ -199,13 +200,23 @@ def route_confidence(
     return out
 
 
+def _as_read(name: str, items: Ranked[K]) -> Ranked[K]:
+    """A cosine route's scores as log distances (calibration.log_distance), the scale its
+    evidence is read on: an exact copy stands far apart from near neighbours that all score
+    0.99. BM25 scores stay as they are."""
+    if name not in SPACES:
+        return items
+    return [(key, float(log_distance(score))) for key, score in items]
+
+
 def _calibrated(
     routes: Mapping[str, Ranked[K]],
     weights: Mapping[str, float],
     calibration: Mapping[str, Null] | None,
 ) -> tuple[Parts, dict[K, float]]:
     """Routes of one family (they rank the same items for the same query) are combined as
-    z-scores, each weighted by ``weight x confidence`` (:func:`route_confidence`); the family's
+    z-scores (of log distances for cosine routes), each weighted by ``weight x confidence``
+    (:func:`route_confidence`); the family's
     best item then gets the sum of those, so a family adds as much as its routes found. Each part
     of a query (text, image) is summed over its families; when a query has both, each part's
     best item gets 1, because the user asked with both. Confidence of an item: the highest, over
@@ -221,7 +232,7 @@ def _calibrated(
         inner: Parts = {}
         for name in members:
             factor = weights.get(name, 1.0) * factors[name][1]
-            for key, z in _zscore_above_mean(routes[name], RRF_K).items():
+            for key, z in _zscore_above_mean(_as_read(name, routes[name]), RRF_K).items():
                 _add(inner, key, name, factor * z)
         sums = {key: sum(p.values()) for key, p in inner.items()}
         top = max(sums.values(), default=0.0)

@@ -206,16 +206,27 @@ function highlighted(text, pattern) {
 // -- results -----------------------------------------------------------------------------
 const fmt = (x) => (typeof x === "number" ? x.toFixed(4) : String(x));
 
-function routesLine(routes) {
-  const parts = Object.entries(routes || {}).map(([name, s]) => `${name} ${fmt(s)}`);
-  return el("span", { class: "routes", text: parts.join(" · ") });
+// "Why this result": what each route added to the score, largest first; raw scores on hover.
+function whyLine(item) {
+  const parts = Object.entries(item.contributions || {})
+    .filter(([, v]) => v > 0.0005)
+    .sort((a, b) => b[1] - a[1])
+    .map(([name, v]) => `${name} +${v.toFixed(2)}`);
+  const raw = Object.entries(item.routes || {}).map(([name, s]) => `${name}: raw ${fmt(s)}`);
+  return el("span", { class: "routes why", title: raw.join("\n") || null,
+    text: "why: " + (parts.length ? parts.join(" · ") : "no route added to it") });
+}
+
+function measure(item) {
+  const sure = typeof item.confidence === "number" ? ` · confidence ${item.confidence.toFixed(2)}` : "";
+  return `score ${fmt(item.score)}${sure}`;
 }
 
 function passageItem(hit, pattern) {
   return el("li", { class: "passage" },
     hit.section ? el("span", { class: "section-name", text: hit.section }) : null,
     highlighted(snippet(hit.text, pattern), pattern),
-    routesLine(hit.routes));
+    whyLine(hit));
 }
 
 function thumbItem(hit, title) {
@@ -226,7 +237,8 @@ function thumbItem(hit, title) {
     title: "Open the original image" }, img);
   link.addEventListener("click", (e) => openOriginal(e, hit.url));
   return el("li", { class: "thumb" },
-    el("figure", {}, link, el("figcaption", { text: `score ${fmt(hit.score)}` + (hit.caption ? ` · ${hit.caption}` : "") })));
+    el("figure", {}, link, el("figcaption", { text: measure(hit) + (hit.caption ? ` · ${hit.caption}` : "") }),
+      whyLine(hit)));
 }
 
 function articleCard(group, pattern, rank) {
@@ -237,7 +249,8 @@ function articleCard(group, pattern, rank) {
   const card = el("article", { class: "card", "data-article-id": a.id, "aria-label": `${rank}. ${a.title}` },
     el("div", { class: "card-head" },
       el("h2", {}, `${rank}. `, heading),
-      el("span", { class: "score", text: `score ${fmt(group.score)}` })));
+      el("span", { class: "score", text: measure(group) })),
+    el("p", { class: "article-why" }, whyLine(group)));
   if (group.passages.length) {
     card.append(el("ul", { class: "passages", "aria-label": "Best passages" },
       ...group.passages.map((h) => passageItem(h, pattern))));
@@ -257,13 +270,13 @@ function flatList(result, pattern) {
     const body = el("div", {},
       el("span", { class: "kind", text: hit.kind }),
       el("strong", { text: title }), " ",
-      el("span", { class: "score", text: `score ${fmt(hit.score)}` }));
+      el("span", { class: "score", text: measure(hit) }));
     if (hit.kind === "passage") {
       body.append(el("div", {}, highlighted(snippet(hit.text, pattern), pattern)));
     } else if (hit.caption) {
       body.append(el("div", { text: hit.caption }));
     }
-    body.append(routesLine(hit.routes));
+    body.append(whyLine(hit));
     let thumb = null;
     if (hit.kind === "image") {
       thumb = el("img", { alt: hit.caption || `Image from ${title}`, loading: "lazy" });
@@ -281,7 +294,10 @@ function render() {
   const pattern = termPattern(state.terms);
   const view = document.querySelector('input[name="view"]:checked').value;
   if (!result.articles.length && !result.hits.length) {
-    box.replaceChildren(el("div", { class: "empty", text: "No results. Try other words or another image." }));
+    const strict = typeof result.query?.min_score === "number";
+    box.replaceChildren(el("div", { class: "empty", text: strict
+      ? `Nothing relevant: no result reached confidence ${result.query.min_score}. Lower "Only confident results" to see the closest matches.`
+      : "No results. Try other words or another image." }));
     return;
   }
   if (view === "flat") box.replaceChildren(flatList(result, pattern));
@@ -301,6 +317,7 @@ async function search(event) {
   if (text) form.append("text", text);
   if (state.image) form.append("image", state.image, state.image.name || "pasted.png");
   form.append("k", $("k").value);
+  if ($("min-score").value) form.append("min_score", $("min-score").value);
   const button = $("submit");
   button.disabled = true;
   $("results").setAttribute("aria-busy", "true");
