@@ -35,6 +35,7 @@ def index(tmp_path_factory, wiki_tutorial_dir, minilm_dir, tiny_clip_model_dir):
     idx = Index.open(path, text_model=str(minilm_dir), image_model=str(tiny_clip_model_dir))
     report = idx.add(wiki_tutorial_dir)
     assert not report.skipped
+    idx.path = path  # for the CLI tests
     yield idx
     idx.close()
 
@@ -51,6 +52,24 @@ def test_min_score_answers_nothing_for_an_unrelated_query(index):
     related = index.search(text="Who is Bruce Wayne?", k=5, min_score=0.5)
     assert related.articles and related.articles[0].article.title.lower() == "batman"
     assert related.articles[0].confidence is not None and related.articles[0].confidence >= 0.5
+
+
+def test_cli_why_and_min_score(index):
+    def cli(*args: str) -> str:
+        result = CliRunner().invoke(main, [*args, "--index", str(index.path)])
+        assert result.exit_code == 0, result.output
+        return result.stdout
+
+    shown = cli("search", "Who is Bruce Wayne?", "-k", "2", "--why")
+    first = shown.splitlines()[0]
+    assert first.lower().startswith("1. batman") and "confidence" in first
+    assert "why: " in shown and "text->passage:dense" in shown  # what each route added
+    nothing = cli("search", "lattice quantum chromodynamics gluon propagator", "--min-score", "0.5")
+    assert nothing.startswith("Nothing relevant")
+    data = json.loads(cli("search", "Who is Bruce Wayne?", "--json", "--min-score", "0.5"))
+    top = data["articles"][0]
+    assert top["confidence"] >= 0.5 and data["query"]["min_score"] == 0.5
+    assert sum(top["contributions"].values()) == pytest.approx(top["score"], abs=1e-4)
 
 
 def test_an_indexed_photo_puts_its_article_first_with_full_confidence(index, shared_dir):

@@ -61,13 +61,14 @@ def _snippet(text: str | None, width: int) -> str:
 
 
 def why_text(contributions: Mapping[str, float], limit: int = 4) -> str:
-    """``dense 0.62 + bm25 0.31 + caption 0.02``: the routes that added most, largest first."""
+    """``text->passage:dense +0.62, text->passage:bm25 +0.31``: the routes that added most,
+    largest first."""
     parts = sorted(((v, r) for r, v in contributions.items() if v > 0.0005), reverse=True)
     if not parts:
         return "no route added to it"
-    shown = [f"{r.split('->', 1)[1] if '->' in r else r} {v:.2f}" for v, r in parts[:limit]]
+    shown = [f"{r} +{v:.2f}" for v, r in parts[:limit]]
     rest = len(parts) - limit
-    return " + ".join(shown) + (f" + {rest} more" if rest > 0 else "")
+    return ", ".join(shown) + (f", {rest} more" if rest > 0 else "")
 
 
 def _measure(score: float, confidence: float | None) -> str:
