@@ -21,7 +21,21 @@ from .types import Article, ArticleResult, Hit, Image, Passage, Query, SearchRes
 __version__ = "0.1.0"
 
 __all__ = [
-    "Article", "ArticleResult", "BadInputError", "Hit", "Image", "Index", "IndexMismatchError",
-    "IndexNotFoundError", "MMRetrieveError", "MissingExtraError", "ModelLoadError",
-    "ModelNotFoundError", "Passage", "Query", "SearchResult", "Skipped", "UsageError",
+    "Article",
+    "ArticleResult",
+    "BadInputError",
+    "Hit",
+    "Image",
+    "Index",
+    "IndexMismatchError",
+    "IndexNotFoundError",
+    "MMRetrieveError",
+    "MissingExtraError",
+    "ModelLoadError",
+    "ModelNotFoundError",
+    "Passage",
+    "Query",
+    "SearchResult",
+    "Skipped",
+    "UsageError",
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -64,9 +65,19 @@ class Skipped:
     kind: str = "file"
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def valid_unicode(text: str) -> str:
+    """``text`` with every lone UTF-16 surrogate (which no UTF-8 encoder, tokenizer or store
+    accepts; JSON's ``"\\ud800"`` makes one) replaced by U+FFFD."""
+    return _SURROGATE.sub("\ufffd", text)
+
+
 @dataclass(frozen=True, slots=True)
 class Query:
-    """A search request: at least one of ``text`` or ``image``."""
+    """A search request: at least one of ``text`` or ``image``. Lone surrogates in the text
+    become U+FFFD (:func:`valid_unicode`)."""
 
     text: str | None = None
     image: ImageInput | None = None
@@ -75,6 +86,10 @@ class Query:
     def __post_init__(self) -> None:
         from .errors import UsageError
 
+        if self.text is not None:
+            if not isinstance(self.text, str):
+                raise UsageError(f"query text must be a string, got {type(self.text).__name__}")
+            object.__setattr__(self, "text", valid_unicode(self.text))
         has_text = self.text is not None and self.text.strip() != ""
         if not has_text and self.image is None:
             raise UsageError("a query needs text, an image, or both")

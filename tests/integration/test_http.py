@@ -427,3 +427,46 @@ def test_search_explains_and_thresholds(client: TestClient) -> None:
         headers={"content-type": "application/json"},
     )
     assert nan.status_code == 422
+
+
+# -- issue 15: found from outside ---------------------------------------------------------------
+def test_a_lone_surrogate_in_the_query_is_answered(client: TestClient) -> None:
+    response = client.post(
+        "/search",
+        content=b'{"text": "\\ud800 bat"}',
+        headers={"content-type": "application/json"},
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["query"]["text"] == "\ufffd bat"
+
+
+@pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity"])
+def test_nan_and_infinite_numbers_are_refused(client: TestClient, constant: str) -> None:
+    for body in (
+        f'{{"text": "Batman", "weights": {{"text->passage:bm25": {constant}}}}}',
+        f'{{"text": "Batman", "k": {constant}}}',
+    ):
+        response = client.post(
+            "/search", content=body.encode(), headers={"content-type": "application/json"}
+        )
+        assert response.status_code == 422, body
+    form = client.post(
+        "/search", data={"text": "Batman", "weights": f"text->passage:bm25={constant.lower()}"}
+    )
+    assert form.status_code == 422
+
+
+def test_k_must_be_a_whole_number(client: TestClient) -> None:
+    for k in (2.5, True, "2.5", "two"):
+        response = client.post("/search", json={"text": "Batman", "k": k})
+        assert response.status_code == 422, k
+        assert "k must be" in response.json()["detail"]
+    assert client.post("/search", json={"text": "Batman", "k": 2}).status_code == 200
+
+
+def test_head_is_answered_where_get_is(client: TestClient) -> None:
+    for path in ("/", "/health", "/ui/app.js"):
+        get, head = client.get(path), client.head(path)
+        assert head.status_code == get.status_code == 200, path
+        assert head.content == b""
+        assert head.headers["content-type"] == get.headers["content-type"]

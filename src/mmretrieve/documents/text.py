@@ -7,6 +7,9 @@ import re
 from pathlib import Path
 
 from ..errors import BadInputError
+from ..types import valid_unicode
+
+__all__ = ["read_text_file", "valid_unicode"]
 
 # Longest BOMs first: the UTF-32-LE BOM starts with the UTF-16-LE one.
 _BOMS: tuple[tuple[bytes, str], ...] = (

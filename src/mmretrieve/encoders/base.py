@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from ..types import valid_unicode
+
 if TYPE_CHECKING:
     from PIL.Image import Image as PILImage
 
@@ -66,16 +68,18 @@ class TextEncoderMethods:
         raise NotImplementedError
 
     def encode_documents(self, texts: Sequence[str]) -> np.ndarray:
-        """Embed passages as they are."""
-        return self._encode(list(texts))
+        """Embed passages as they are (lone surrogates as U+FFFD)."""
+        return self._encode([valid_unicode(t) for t in texts])
 
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
         """Embed queries, prefixed with the model's query instruction (if any)."""
-        return self._encode([self.query_instruction + t for t in texts])
+        return self._encode([self.query_instruction + valid_unicode(t) for t in texts])
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         """Tokens each text takes, without special tokens and without truncation."""
         if not texts:
             return []
-        encodings = self._counter.encode_batch(list(texts), add_special_tokens=False)
+        encodings = self._counter.encode_batch(
+            [valid_unicode(t) for t in texts], add_special_tokens=False
+        )
         return [len(e.ids) for e in encodings]

@@ -21,6 +21,7 @@ from mmretrieve.encoders.resolve import is_random_model, resolve_model
 from mmretrieve.encoders.runtime import DTYPE_NAMES
 from mmretrieve.encoders.text import ModelWeights, quiet_loading, resolve_precision
 from mmretrieve.errors import ModelLoadError, require
+from mmretrieve.types import valid_unicode
 
 if TYPE_CHECKING:
     from PIL.Image import Image as PILImage
@@ -119,10 +120,11 @@ class TorchClipEncoder:
         return out
 
     def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
-        """Embed short texts; anything past the context length (77 tokens) is dropped."""
+        """Embed short texts; anything past the context length (77 tokens) is dropped. Lone
+        surrogates become U+FFFD."""
         import torch
 
-        texts = list(texts)
+        texts = [valid_unicode(t) for t in texts]
         out = np.empty((len(texts), self.dim), dtype=np.float32)
         order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
         size = max(1, int(self.batch_size))

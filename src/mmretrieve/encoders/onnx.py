@@ -20,6 +20,7 @@ from mmretrieve.encoders.resolve import ResolvedModel, is_random_model, resolve_
 from mmretrieve.encoders.runtime import DTYPE_NAMES, onnx_file, onnx_folder
 from mmretrieve.encoders.text import _known, _read_json, read_pooling, read_query_instruction
 from mmretrieve.errors import ModelLoadError, ModelNotFoundError, UsageError, require
+from mmretrieve.types import valid_unicode
 
 if TYPE_CHECKING:
     from PIL.Image import Image as PILImage
@@ -284,8 +285,9 @@ class OnnxClipEncoder:
         return out
 
     def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
-        """Embed short texts; anything past the context length (77 tokens) is dropped."""
-        texts = list(texts)
+        """Embed short texts; anything past the context length (77 tokens) is dropped. Lone
+        surrogates become U+FFFD."""
+        texts = [valid_unicode(t) for t in texts]
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         order, size = _order(texts), max(1, int(self.batch_size))
         for start in range(0, len(order), size):

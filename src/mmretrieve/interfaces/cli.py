@@ -363,6 +363,10 @@ def search_cmd(
 
     if not (text and text.strip()) and image is None:
         raise click.UsageError("give a TEXT query, an --image, or both")
+    if text is not None:  # bytes the terminal could not decode arrive as lone surrogates
+        from ..types import valid_unicode
+
+        text = valid_unicode(text)
     index = _open(index_path, None, None, device, runtime=runtime, precision=precision)
     with index:
         result = index.search(

@@ -27,6 +27,7 @@ from urllib.parse import quote
 
 from ..encoders.base import input_edge
 from ..errors import MMRetrieveError, require
+from ..types import valid_unicode
 from .http_params import (
     HTTPProblem,
     SearchParams,
@@ -46,6 +47,26 @@ from .http_params import (
 from .thumbnails import DEFAULT_MAX_BYTES, DEFAULT_SIZE, ThumbnailCache
 
 T = TypeVar("T")
+
+
+class HeadAsGet:
+    """Answers HEAD wherever GET is answered: the same status and headers, no body."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            await self.app(scope, receive, send)
+            return
+
+        async def without_body(message: Any) -> None:
+            if message["type"] == "http.response.body":
+                message = {**message, "body": b""}
+            await send(message)
+
+        await self.app({**scope, "method": "GET"}, receive, without_body)
+
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -126,6 +147,7 @@ def create_app(
         description="Search articles, passages and images by text, an image, or both. "
         "The web page is at /.",
     )
+    app.add_middleware(HeadAsGet)
     if cors_origins:
         from fastapi.middleware.cors import CORSMiddleware
 
@@ -232,7 +254,7 @@ def create_app(
         text = form.get("text")
         ids = [str(i) for i in form.getlist("article_id") if i]
         return SearchParams(
-            text=text if isinstance(text, str) else None,
+            text=valid_unicode(text) if isinstance(text, str) else None,
             image=image,
             image_name=name,
             k=parse_k(form.get("k") or 10, max_k),

@@ -11,6 +11,7 @@ import base64
 import binascii
 import hmac
 import json
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -26,6 +27,7 @@ from ..errors import (
     UsageError,
 )
 from ..retrieval.fusion import METHODS
+from ..types import valid_unicode
 from .render import result_dict
 
 if TYPE_CHECKING:
@@ -85,10 +87,14 @@ def key_matches(expected: str | None, headers: Mapping[str, str]) -> bool:
 
 
 def parse_k(value: Any, max_k: int) -> int:
-    try:
-        k = int(value)
-    except (TypeError, ValueError):
-        raise HTTPProblem(422, f"k must be a whole number, got {value!r}") from None
+    """A whole number (JSON integer, or digits in a form field); 2.5, true or "two" are not."""
+    if isinstance(value, str) and value.strip().lstrip("+").isdigit():
+        value = int(value)
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise HTTPProblem(422, f"k must be a whole number, got {value!r}")
+    k = value
     if not 1 <= k <= max_k:
         raise HTTPProblem(422, f"k must be between 1 and {max_k}, got {k}")
     return k
@@ -134,10 +140,17 @@ def parse_weights_value(value: Any) -> dict[str, float] | None:
             return parse_weights([part for part in text.split(",") if part.strip()]) or None
     if not isinstance(value, Mapping):
         raise HTTPProblem(422, "weights must be an object mapping route names to numbers")
-    try:
-        return {str(name): float(w) for name, w in value.items()}
-    except (TypeError, ValueError):
-        raise HTTPProblem(422, "every weight must be a number") from None
+    out: dict[str, float] = {}
+    for name, w in value.items():
+        if isinstance(w, bool) or not isinstance(w, (int, float)) or not math.isfinite(w):
+            raise HTTPProblem(422, f"weight for {name!r} must be a finite number, got {w!r}")
+        out[str(name)] = float(w)
+    return out
+
+
+def _no_constants(name: str) -> Any:
+    """NaN, Infinity and -Infinity are not JSON (Python's parser accepts them by default)."""
+    raise ValueError(f"{name} is not a JSON number")
 
 
 def _decode_base64(data: str) -> bytes:
@@ -152,9 +165,9 @@ def _decode_base64(data: str) -> bytes:
 def params_from_json(body: bytes, max_k: int) -> SearchParams:
     """Parse a JSON search request: text, image (base64), k, weights, method, filters."""
     try:
-        data = json.loads(body or b"null")
-    except ValueError:
-        raise HTTPProblem(422, "the request body is not valid JSON") from None
+        data = json.loads(body or b"null", parse_constant=_no_constants)
+    except ValueError as exc:
+        raise HTTPProblem(422, f"the request body is not valid JSON: {exc}") from None
     if not isinstance(data, dict):
         raise HTTPProblem(422, "the request body must be a JSON object")
     unknown = set(data) - {"text", "image", "k", "weights", "method", "filters", "min_score"}
@@ -163,6 +176,8 @@ def params_from_json(body: bytes, max_k: int) -> SearchParams:
     text, image = data.get("text"), data.get("image")
     if text is not None and not isinstance(text, str):
         raise HTTPProblem(422, "text must be a string")
+    if text is not None:
+        text = valid_unicode(text)  # JSON's "\ud800" is a lone surrogate: no encoder takes it
     if image is not None and not isinstance(image, str):
         raise HTTPProblem(422, "image must be a base64 string")
     filters = data.get("filters") or {}

@@ -95,10 +95,15 @@ class Searcher:
         return QueryVectors(text=text, bge=bge, clip_text=clip_text, clip_image=clip_image)
 
     def search(self, query: Query, options: SearchOptions = SearchOptions()) -> SearchResult:
-        if options.k < 1:
-            raise UsageError(f"k must be at least 1, got {options.k}")
-        if options.min_score is not None and not 0.0 <= options.min_score <= 1.0:
-            raise UsageError(f"min_score must be between 0 and 1, got {options.min_score}")
+        if isinstance(options.k, bool) or not isinstance(options.k, int) or options.k < 1:
+            raise UsageError(f"k must be a whole number of at least 1, got {options.k!r}")
+        score = options.min_score
+        if score is not None and (
+            isinstance(score, bool)
+            or not isinstance(score, (int, float))
+            or not 0.0 <= score <= 1.0  # NaN fails this too
+        ):
+            raise UsageError(f"min_score must be a number from 0 to 1, got {score!r}")
         start = time.perf_counter()
         timings: dict[str, float] = {}
         vectors = self.encode(query, timings)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 
 from ..errors import UsageError
@@ -74,8 +75,10 @@ def resolve_weights(
                 f"unknown route {key!r} in weights; routes are {', '.join(ALL_ROUTES)} "
                 f"(or a family: {', '.join(sorted(families))})"
             )
-        if float(value) < 0:
-            raise UsageError(f"weight for {key!r} must be >= 0, got {value}")
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise UsageError(f"weight for {key!r} must be a number, got {value!r}")
+        if not math.isfinite(value) or value < 0:
+            raise UsageError(f"weight for {key!r} must be a finite number >= 0, got {value}")
     for name in ALL_ROUTES:
         if name in overrides:
             resolved[name] = float(overrides[name])

@@ -56,6 +56,7 @@ class Store(Protocol):
     """What the indexer and the searcher need from a vector store."""
 
     uri: str
+
     @property
     def supports_text_search(self) -> bool:
         """False: ``text_search`` returns [] and warns once (the backend has no BM25)."""
