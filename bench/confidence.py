@@ -1,14 +1,14 @@
 """What a confidence means, measured: how often the top article is relevant at each confidence,
-and how confident the top article is when nothing relevant is in the index.
+and how confident the top article is when the routes asked found nothing relevant.
 
 For every query of an article-level data set (e.g. ../shared/data/mixed_dev) the routes are asked
 once, as ``mmretrieve eval`` does, and ranked by the product's own ``rank`` with the default
-settings. Then the same route lists are ranked again without the query's relevant articles'
-items: what the search would return if the index held nothing relevant (the background, a
-sample of the whole index, is left as it is). One JSON object: per confidence bin, how many
-queries' top article fell there and what share of them was relevant; and, per query family,
-the share of "nothing relevant" searches whose top article still reached 0.5 (what
-``min_score=0.5`` lets through).
+settings. Then the query is ranked again with only the routes whose candidates hold none of its
+relevant articles (for a SQuAD question, the routes over captions; for a caption, the routes
+over passages): a search over items that have nothing to do with it. One JSON object: per
+confidence bin, how many queries' top article fell there and what share of them was relevant;
+and, per query family, the share of those searches whose top article still reached 0.5 and 0.8
+(what ``min_score`` lets through).
 
 Example:
     python bench/confidence.py ../shared/data/mixed_dev --index /tmp/mixed-idx \\
@@ -64,11 +64,14 @@ def main(argv: list[str] | None = None) -> int:
             label = _bin(top.confidence or 0.0)
             bins[label][0] += 1
             bins[label][1] += top.article.id in relevant
-        pruned = {
-            name: [(k, s) for k, s in items if article_of(k) not in relevant]
+        blind = {
+            name: items
             for name, items in lists.items()
+            if not any(article_of(k) in relevant for k, _ in items)
         }
-        _, without = rank(pruned, runs.rows, bare, weights, options, nulls)
+        if not blind:
+            continue
+        _, without = rank(blind, runs.rows, bare, weights, options, nulls)
         family = query.family or "all"
         empty_top[family].append((without[0].confidence or 0.0) if without else 0.0)
     out = {
@@ -78,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
             label: {"queries": n, "relevant_share": round(hits / n, 3) if n else None}
             for label, (n, hits) in sorted(bins.items())
         },
-        "nothing_relevant_indexed": {
+        "routes_that_found_nothing_relevant": {
             family: {
                 "queries": len(values),
                 "share_top_confidence_at_least_0.5": round(

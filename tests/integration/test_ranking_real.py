@@ -144,22 +144,15 @@ def test_eval_reports_articles_per_query_family(
 ):
     data = tmp_path / "mixed"
     _slice_of_mixed_dev(shared_dir / "data" / "mixed_dev", data)
-    result = CliRunner().invoke(
-        main,
-        [
-            "eval",
-            str(data),
-            "--text-model",
-            str(minilm_dir),
-            "--image-model",
-            str(tiny_clip_model_dir),
-            "--no-progress",
-            "--json",
-        ],
-        catch_exceptions=False,
-    )
-    assert result.exit_code == 0, result.output
-    report = json.loads(result.stdout)
+
+    def evaluate(*extra: str) -> str:
+        models = ["--text-model", str(minilm_dir), "--image-model", str(tiny_clip_model_dir)]
+        args = ["eval", str(data), *models, "--no-progress", *extra]
+        result = CliRunner().invoke(main, args, catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        return result.stdout
+
+    report = json.loads(evaluate("--json"))
     assert report["settings"]["level"] == "article"
     assert report["default"] == "fusion:calibrated"
     assert set(report["families"]) == {"passage", "picture", "photo", "combined"}
@@ -170,21 +163,7 @@ def test_eval_reports_articles_per_query_family(
         report["results"]
     )
     # The human table shows the same figures per family.
-    text = CliRunner().invoke(
-        main,
-        [
-            "eval",
-            str(data),
-            "--text-model",
-            str(minilm_dir),
-            "--image-model",
-            str(tiny_clip_model_dir),
-            "--no-progress",
-            "--method",
-            "calibrated",
-        ],
-        catch_exceptions=False,
-    )
-    assert "Per query family (" in text.stdout
+    text = evaluate("--method", "calibrated")
+    assert "Per query family (" in text
     for family in ("passage", "picture", "photo", "combined"):
-        assert f"{family} 6" in text.stdout
+        assert f"{family} 6" in text
