@@ -25,6 +25,7 @@ test: setup
 
 lint: setup
 	$(VENV)/bin/ruff check src tests tools bench
+	$(VENV)/bin/ruff format --check src tests tools bench
 	$(VENV)/bin/mypy
 
 clean:

@@ -17,6 +17,38 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
+# What the tests read from the shared folder. In CI (CI=true) or with MMRETRIEVE_REQUIRE_SHARED=1
+# a missing one stops the run at once: a skip would let a green run hide ~55 tests.
+SHARED_NEEDS = (
+    "models/all-MiniLM-L6-v2",
+    "models/bge-small-en-v1.5-tokenizer",
+    "models/clip-vit-b-32-tokenizer/bpe_simple_vocab_16e6.txt.gz",
+    "data/wiki_tutorial",
+    "data/squad_dev",
+    "data/mixed_dev",
+    "data/query_images",
+)
+
+
+def _shared_required() -> bool:
+    flag = os.environ.get("MMRETRIEVE_REQUIRE_SHARED", "")
+    return flag not in ("", "0") or os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if not _shared_required():
+        return
+    missing = [need for need in SHARED_NEEDS if not (SHARED / need).exists()]
+    if missing:
+        where = "MMRETRIEVE_SHARED" if "MMRETRIEVE_SHARED" in os.environ else "../shared"
+        pytest.exit(
+            f"the shared folder {SHARED} ({where}) lacks what the tests need: "
+            + ", ".join(missing)
+            + " (CI or MMRETRIEVE_REQUIRE_SHARED=1 makes this an error, not a skip)",
+            returncode=4,
+        )
+
+
 def _need(path: Path) -> Path:
     if not path.exists():
         pytest.skip(f"shared data not present: {path}")
@@ -59,3 +91,34 @@ def tiny_clip_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("tiny-clip")
     build_clip_model(out, bpe_vocab=vocab, tiny=True, seed=0)
     return out
+
+
+# -- the skip guard -------------------------------------------------------------------------------
+# With MMRETRIEVE_ALLOWED_SKIPS naming a file of expected skip reasons (one substring per line;
+# `#` starts a comment), a skip whose reason matches none of them fails the run: in CI a skip is a
+# test that did not run, so only listed, explained reasons may skip (.ci/run sets it).
+_SKIPPED: list[str] = []
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.skipped:
+        longrepr = report.longrepr
+        reason = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
+        _SKIPPED.append(f"{report.nodeid}: {reason}")
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    listing = os.environ.get("MMRETRIEVE_ALLOWED_SKIPS")
+    if not listing:
+        return
+    lines = Path(listing).read_text(encoding="utf-8").splitlines()
+    allowed = [ln.split("#", 1)[0].strip() for ln in lines]
+    allowed = [a for a in allowed if a]
+    unexpected = [s for s in _SKIPPED if not any(a in s for a in allowed)]
+    if unexpected:
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_line(f"{len(unexpected)} skips not on {listing}:", red=True)
+            for line in unexpected:
+                reporter.write_line(f"  {line}", red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -335,10 +335,8 @@ def test_image_rules() -> None:
 def test_end_to_end_fetch_index_search(
     server: FixtureWiki, tmp_path: Path, minilm_dir: Path, tiny_clip_model_dir: Path
 ) -> None:
-    try:
-        from mmretrieve import Index
-    except ImportError:
-        pytest.skip("mmretrieve.Index is not importable yet (core issue in progress)")
+    from mmretrieve import Index
+
     out = tmp_path / "wiki"
     res = run(server, "fetch", "Batman", "Vincent van Gogh", "Quiet page", "--out", str(out))
     assert res.exit_code == 0, res.output

@@ -394,11 +394,25 @@ def test_flat_layout(tmp_path: Path) -> None:
     }
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their mode")
-def test_unreadable_article_is_skipped_with_the_os_reason(tmp_path: Path) -> None:
+def test_unreadable_article_is_skipped_with_the_os_reason(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     path = tmp_path / "Secret.txt"
     path.write_text("hidden")
     path.chmod(0)
+    if os.geteuid() == 0:  # root reads whatever the mode says: the OS error is injected instead
+        import builtins
+
+        from mmretrieve.documents import text as text_module
+
+        real_open = builtins.open
+
+        def open_as_nobody(file, *args, **kwargs):  # type: ignore[no-untyped-def]
+            if Path(file).resolve() == path.resolve():
+                raise PermissionError(13, "Permission denied", str(file))
+            return real_open(file, *args, **kwargs)
+
+        monkeypatch.setattr(text_module, "open", open_as_nobody, raising=False)
     (_, _, skips) = _split(list(open_source(tmp_path).items()))
     assert skips == [
         Skipped(str(path.resolve()), f"cannot read {path.resolve()}: Permission denied", "article")

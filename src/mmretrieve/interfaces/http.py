@@ -90,7 +90,7 @@ _PAGE_CSP = (
 
 
 def _ui_asset(name: str) -> bytes:
-    return resources.files(__package__).joinpath("ui", name).read_bytes()
+    return resources.files(__package__).joinpath("ui").joinpath(name).read_bytes()  # 3.10: one part
 
 
 def create_app(
