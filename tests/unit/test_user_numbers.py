@@ -44,7 +44,6 @@ def test_search_numbers_are_checked(fake_index) -> None:
 @pytest.fixture
 def fake_index(tmp_path):
     from fakes import SAMPLE_ARTICLES, FakeClipEncoder, FakeTextEncoder
-
     from mmretrieve import Index
 
     corpus = tmp_path / "corpus"
