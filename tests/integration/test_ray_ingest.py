@@ -140,3 +140,56 @@ def test_ray_ingest_into_milvus_equals_local(tmp_path, local_ray):
     finally:
         remote.store.drop()  # type: ignore[attr-defined]
         remote.close()
+
+
+def test_cli_index_with_ray_auto_loads_the_models_in_each_worker(
+    tmp_path, tiny_text_model_dir, tiny_clip_model_dir
+):
+    """The path users run: `mmretrieve index ... --ray auto`, each worker loading the (tiny,
+    RANDOM-weight, real-architecture) models from the index's settings. Same result as a local
+    `mmretrieve index`. Separate processes: the Ray started here is not this module's."""
+    import subprocess
+
+    corpus = _corpus(tmp_path / "corpus")
+    models = ["--text-model", str(tiny_text_model_dir), "--image-model", str(tiny_clip_model_dir)]
+    env = {**os.environ, "RAY_ADDRESS": "", "PYTHONPATH": os.pathsep.join(sys.path)}
+    env.pop("RAY_ADDRESS")
+
+    def index(name: str, *extra: str) -> dict:
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "mmretrieve.interfaces.cli",
+                "index",
+                str(corpus),
+                "--index",
+                str(tmp_path / name),
+                *models,
+                "--no-progress",
+                "--json",
+                *extra,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            env=env,
+        )
+        assert done.returncode == 3, done.stderr[-3000:]  # 3: finished, skipped broken.png
+        report = json.loads(done.stdout[done.stdout.index("{") :])["report"]
+        report.pop("seconds")
+        return report
+
+    distributed = index("ray", "--ray", "auto", "--ray-workers", "2")
+    local = index("local")
+    assert distributed == local
+    assert distributed["articles_added"] == len(TEXTS) and distributed["images_added"] == len(TEXTS)
+    ray_index, local_index = Index.open(tmp_path / "ray"), Index.open(tmp_path / "local")
+    try:
+        for q in ("Bruce Wayne", "tomato soup"):
+            a = [(h.id, round(h.score, 4)) for h in ray_index.search(text=q, k=3).hits]
+            b = [(h.id, round(h.score, 4)) for h in local_index.search(text=q, k=3).hits]
+            assert a == b
+    finally:
+        ray_index.close()
+        local_index.close()
