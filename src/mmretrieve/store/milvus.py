@@ -121,10 +121,13 @@ class MilvusStore:
         for vector in schema.vectors:
             table.by_vector[vector] = primary if vector in fields else f"{primary}__{vector}"
         for collection in table.collections:
-            if self._client.get_load_state(collection).get("state").name != "Loaded":
-                self._client.load_collection(collection, replica_number=self.replicas)
+            self._ensure_loaded(collection)
             table.specs[collection] = self._current_spec(collection, table)
         return table
+
+    def _ensure_loaded(self, collection: str) -> None:
+        if self._client.get_load_state(collection).get("state").name != "Loaded":
+            self._client.load_collection(collection, replica_number=self.replicas)
 
     def _current_spec(self, collection: str, table: TableLayout) -> IndexSpec:
         vectors = table.vectors_in(collection) or [NO_VECTOR]
@@ -166,6 +169,9 @@ class MilvusStore:
     def _manifest_collection(self, create: bool) -> str | None:
         name = f"{self.prefix}_manifest"
         if self._client.has_collection(name):
+            # A collection written by another process, or before a server restart, comes back
+            # released: it must be loaded before it can be read.
+            self._ensure_loaded(name)
             return name
         if not create:
             return None
