@@ -94,6 +94,9 @@ class MilvusStore:
         self.features = Features.from_version(version)
         self._tables: dict[str, TableLayout] = {}
         self._warned = False
+        # Reads see this client's writes ("Session"). A delete does not advance the session on
+        # every server (2.3), so once this store has deleted, its reads wait for all writes.
+        self._read_level = READ
 
     # -- tables ------------------------------------------------------------------------------
     @property
@@ -210,6 +213,8 @@ class MilvusStore:
         t = self._table(table)
         ids = list(ids or [])
         expr = to_expr(filter)
+        if ids or expr:
+            self._read_level = "Strong"
         for collection in t.collections:
             for start in range(0, len(ids), _ID_CHUNK):  # pymilvus' ids= does not escape quotes
                 self._client.delete(
@@ -245,7 +250,10 @@ class MilvusStore:
             by_id = {r["id"]: r for r in out}
             expr = to_expr({"id": list(by_id)})
             found = self._client.query(
-                collection, filter=expr, output_fields=["id", *vectors], consistency_level=READ
+                collection,
+                filter=expr,
+                output_fields=["id", *vectors],
+                consistency_level=self._read_level,
             )
             for r in found:
                 by_id[r["id"]].update({v: r[v] for v in vectors})
@@ -259,7 +267,10 @@ class MilvusStore:
         for start in range(0, len(ids), _ID_CHUNK):
             expr = to_expr({"id": ids[start : start + _ID_CHUNK]})
             rows = self._client.query(
-                t.primary, filter=expr, output_fields=[*outputs, "id"], consistency_level=READ
+                t.primary,
+                filter=expr,
+                output_fields=[*outputs, "id"],
+                consistency_level=self._read_level,
             )
             for r, row in zip(rows, self._read(t, rows, [*outputs, "id"], elsewhere), strict=True):
                 found[r["id"]] = {k: v for k, v in row.items() if k != "id" or "id" in outputs}
@@ -305,7 +316,7 @@ class MilvusStore:
         outputs = self._outputs(t, fields)
         result = self._client.search(
             collection,
-            consistency_level=READ,
+            consistency_level=self._read_level,
             data=[np.asarray(vector, dtype=np.float32).reshape(-1)],
             anns_field=vector_field,
             limit=k,
@@ -344,7 +355,7 @@ class MilvusStore:
         outputs = self._outputs(t, fields)
         result = self._client.search(
             t.primary,
-            consistency_level=READ,
+            consistency_level=self._read_level,
             data=[query],
             anns_field=BM25_FIELD,
             limit=min(k, MAX_TOPK),
@@ -368,7 +379,10 @@ class MilvusStore:
         if expr == "":
             return 0
         rows = self._client.query(
-            t.primary, filter=expr or "", output_fields=["count(*)"], consistency_level=READ
+            t.primary,
+            filter=expr or "",
+            output_fields=["count(*)"],
+            consistency_level=self._read_level,
         )
         return int(rows[0]["count(*)"])
 
