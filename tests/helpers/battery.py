@@ -99,6 +99,9 @@ class Corpus:
     def __init__(self, base: Path) -> None:
         self.base = base
         self.cases: list[Case] = []
+        # Files no one may read: the run makes them unreadable with helpers.denied.deny_reading
+        # (mode 0, and as root the PermissionError injected at the open).
+        self.denied: list[Path] = []
 
     def indexed(self, name: str, kind: str, id_: str, check: Any = None) -> None:
         self.cases.append(Case(name, item=(kind, id_), check=check))

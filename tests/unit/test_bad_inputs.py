@@ -22,6 +22,7 @@ from click.testing import CliRunner
 
 from helpers.battery import MB, Corpus, QuickClip, QuickText, pattern, png_bytes, write
 from helpers.battery_texts import build_all
+from helpers.denied import deny_reading
 from mmretrieve import Index
 
 EXIT_SKIPPED = 3
@@ -76,6 +77,7 @@ def battery(tmp_path_factory: pytest.TempPathFactory) -> Battery:
     mp = pytest.MonkeyPatch()
     base = tmp_path_factory.mktemp("bad").resolve()
     corpus = build_all(base)
+    deny_reading(mp, *corpus.denied)
     use_fake_models(mp)
     try:
         sources = [str(base / "folder"), str(base / "flat"), str(base / "jsonl")]

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from PIL import Image as PILImage
 
+from helpers.denied import deny_reading
 from mmretrieve.errors import UsageError
 from mmretrieve.sources import open_source
 from mmretrieve.types import Article, Image, Skipped
@@ -399,20 +400,7 @@ def test_unreadable_article_is_skipped_with_the_os_reason(
 ) -> None:
     path = tmp_path / "Secret.txt"
     path.write_text("hidden")
-    path.chmod(0)
-    if os.geteuid() == 0:  # root reads whatever the mode says: the OS error is injected instead
-        import builtins
-
-        from mmretrieve.documents import text as text_module
-
-        real_open = builtins.open
-
-        def open_as_nobody(file, *args, **kwargs):  # type: ignore[no-untyped-def]
-            if Path(file).resolve() == path.resolve():
-                raise PermissionError(13, "Permission denied", str(file))
-            return real_open(file, *args, **kwargs)
-
-        monkeypatch.setattr(text_module, "open", open_as_nobody, raising=False)
+    deny_reading(monkeypatch, path)  # as root too: the OS error is injected at the open
     (_, _, skips) = _split(list(open_source(tmp_path).items()))
     assert skips == [
         Skipped(str(path.resolve()), f"cannot read {path.resolve()}: Permission denied", "article")
