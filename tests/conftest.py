@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+import skip_guard  # tests/skip_guard.py: MMRETRIEVE_ALLOWED_SKIPS
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("MMRETRIEVE_SHARED", REPO.parent / "shared"))
 sys.path.insert(0, str(REPO))  # tools/ and tests/ helpers
@@ -35,22 +37,32 @@ def _shared_required() -> bool:
     return flag not in ("", "0") or os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    if not _shared_required():
-        return
-    missing = [need for need in SHARED_NEEDS if not (SHARED / need).exists()]
+def missing_shared() -> str | None:
+    """What of the shared folder is missing, naming each path in full; None when all is there."""
+    where = "from MMRETRIEVE_SHARED" if "MMRETRIEVE_SHARED" in os.environ else "../shared"
+    if not SHARED.is_dir():
+        return f"the shared folder {SHARED} ({where}) does not exist"
+    missing = [str(SHARED / need) for need in SHARED_NEEDS if not (SHARED / need).exists()]
     if missing:
-        where = "MMRETRIEVE_SHARED" if "MMRETRIEVE_SHARED" in os.environ else "../shared"
+        return f"the shared folder {SHARED} ({where}) lacks " + ", ".join(missing)
+    return None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    skip_guard.install(config)
+    if _shared_required() and (problem := missing_shared()):
         pytest.exit(
-            f"the shared folder {SHARED} ({where}) lacks what the tests need: "
-            + ", ".join(missing)
-            + " (CI or MMRETRIEVE_REQUIRE_SHARED=1 makes this an error, not a skip)",
-            returncode=4,
+            f"{problem}. The tests read models and data from it; with CI=true or "
+            "MMRETRIEVE_REQUIRE_SHARED=1 a missing one stops the run instead of skipping tests "
+            "(set MMRETRIEVE_SHARED to the folder that has them).",
+            returncode=pytest.ExitCode.USAGE_ERROR,
         )
 
 
 def _need(path: Path) -> Path:
     if not path.exists():
+        if _shared_required():
+            pytest.fail(f"shared data not present: {path} (CI or MMRETRIEVE_REQUIRE_SHARED=1)")
         pytest.skip(f"shared data not present: {path}")
     return path
 
@@ -91,34 +103,3 @@ def tiny_clip_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("tiny-clip")
     build_clip_model(out, bpe_vocab=vocab, tiny=True, seed=0)
     return out
-
-
-# -- the skip guard -------------------------------------------------------------------------------
-# With MMRETRIEVE_ALLOWED_SKIPS naming a file of expected skip reasons (one substring per line;
-# `#` starts a comment), a skip whose reason matches none of them fails the run: in CI a skip is a
-# test that did not run, so only listed, explained reasons may skip (.ci/run sets it).
-_SKIPPED: list[str] = []
-
-
-def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    if report.skipped:
-        longrepr = report.longrepr
-        reason = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
-        _SKIPPED.append(f"{report.nodeid}: {reason}")
-
-
-def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    listing = os.environ.get("MMRETRIEVE_ALLOWED_SKIPS")
-    if not listing:
-        return
-    lines = Path(listing).read_text(encoding="utf-8").splitlines()
-    allowed = [ln.split("#", 1)[0].strip() for ln in lines]
-    allowed = [a for a in allowed if a]
-    unexpected = [s for s in _SKIPPED if not any(a in s for a in allowed)]
-    if unexpected:
-        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
-        if reporter is not None:
-            reporter.write_line(f"{len(unexpected)} skips not on {listing}:", red=True)
-            for line in unexpected:
-                reporter.write_line(f"  {line}", red=True)
-        session.exitstatus = pytest.ExitCode.TESTS_FAILED
