@@ -1,5 +1,7 @@
 """Distributed ingestion on a local Ray (``ray.init(num_cpus=2)``) writes exactly what local
-ingestion writes, and re-runs are idempotent. FAKE encoders (tests/fakes.py), a tiny corpus."""
+ingestion writes, and re-runs are idempotent: FAKE encoders (tests/fakes.py) handed to
+``add_with_ray``, a tiny corpus. And the path users run, ``mmretrieve index ... --ray auto``, each
+worker loading tiny real-architecture models from the index's settings."""
 
 from __future__ import annotations
 
@@ -152,8 +154,8 @@ def test_cli_index_with_ray_auto_loads_the_models_in_each_worker(
 
     corpus = _corpus(tmp_path / "corpus")
     models = ["--text-model", str(tiny_text_model_dir), "--image-model", str(tiny_clip_model_dir)]
-    env = {**os.environ, "RAY_ADDRESS": "", "PYTHONPATH": os.pathsep.join(sys.path)}
-    env.pop("RAY_ADDRESS")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    env.pop("RAY_ADDRESS", None)  # `auto`: a Ray of its own on this machine
 
     def index(name: str, *extra: str) -> dict:
         done = subprocess.run(
