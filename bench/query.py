@@ -17,6 +17,7 @@ Examples:
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import random
@@ -156,6 +157,24 @@ def _all_vectors(store: Any, table: str, field: str) -> tuple[list[str], np.ndar
     return ids, flat.reshape(len(ids), -1).astype(np.float32)
 
 
+def store_vectors(root: Path, table: str, field: str) -> tuple[list[str], np.ndarray]:
+    """Every ``(id, vector)`` of ``table.field`` in the store ``build_store`` made at ``root``, so
+    another stack (bench/seed_stack.py) can be loaded with exactly the same vectors."""
+    from mmretrieve.store.lance import LanceStore
+
+    store = LanceStore(root)
+    try:
+        return _all_vectors(store, table, field)
+    finally:
+        store.close()
+
+
+def text_queries(n: int) -> list[str]:
+    """The first ``n`` questions of squad_dev: the text queries of every end-to-end run."""
+    with (SHARED / "data" / "squad_dev" / "queries.jsonl").open(encoding="utf-8") as fh:
+        return [json.loads(line)["text"] for line in itertools.islice(fh, n)]
+
+
 def recall_and_latency(
     store: Any, table: str, field: str, queries: np.ndarray, truth: list[set[str]]
 ) -> dict[str, float]:
@@ -253,13 +272,12 @@ def crossover(sizes: list[int], n_queries: int) -> dict[str, Any]:
 
 
 def end_to_end(root: Path, runtime: str, precision: str, n: int) -> dict[str, Any]:
+    """p50/p95 of ``n`` text, image and combined searches (after 2 warm-up ones each): text
+    ``text_queries(n + 2)[i]``, picture ``query_pictures()[i % len]`` for search ``i``."""
     from mmretrieve import Index
     from mmretrieve.config import Settings
 
-    texts = [
-        json.loads(line)["text"]
-        for line in (SHARED / "data" / "squad_dev" / "queries.jsonl").open(encoding="utf-8")
-    ][: n + 3]
+    texts = text_queries(n + 2)
     pictures = query_pictures()
     settings = Settings(runtime=runtime, precision=precision)
     index = Index.open(root, create=False, settings=settings)

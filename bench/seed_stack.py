@@ -5,7 +5,10 @@ architecture through LlamaIndex's HuggingFace embedding path, and Qdrant in loca
 
 Prints ``ingest_ratio`` (our throughput / seed throughput on the same corpus) and
 ``query_ratio`` (seed p50 / our p50 for a text query) at ``--vectors`` passages (and a fifth as
-many images) in both stores.
+many images) in both stores. Both sides hold the same vectors (the seed's Qdrant is loaded from
+our generated store) and run the same queries (squad_dev questions, the same photos), and
+``stores`` says what each side's store does per query: ours is LanceDB, the seed's Qdrant local
+mode scores every vector with NumPy in Python.
 
 Examples:
     python bench/seed_stack.py --quick --json      # under a minute once the models exist
@@ -36,21 +39,16 @@ from common import (
     versions,
     wait_for_quiet,
 )
-from query import Vectors, build_store
+from query import build_store, store_vectors, text_queries
 from query import end_to_end as our_queries
 
-QUERIES = [
-    "Who is Bruce Wayne?",
-    "Starry Night painter",
-    "electric car with falcon doors",
-    "Korean boy band",
-    "Golden Gate Bridge",
-    "the matrix movie",
-    "Tomato soup",
-    "Which NFL team won Super Bowl 50?",
-    "capital of France",
-    "Lord of the Rings",
-]
+# What each side's vector store does per query, printed next to the ratios (docs/BENCHMARKS.md).
+STORES = {
+    "ours": "LanceDB (embedded): an ANN index on each vector field once a table is past the "
+    "threshold (see query.ours.ann_fields), else an exact scan in native code",
+    "seed": "Qdrant local mode (QdrantClient(path=...)), as in the tutorial: no index, every "
+    "query scores every stored vector with NumPy in the Python process",
+}
 
 
 def seed_clip(path: Path) -> Any:
@@ -165,41 +163,46 @@ def our_ingest(corpus: Path, text_dir: Path, clip_dir: Path, work: Path) -> dict
     }
 
 
-def seed_query_store(work: Path, passages: int, images: int, embed: Any, clip: Any) -> Any:
-    """A Qdrant local-mode store with ``passages`` text and ``images`` image vectors, written
-    through LlamaIndex (its payloads), and the tutorial's retriever over it."""
+def seed_query_store(root: Path, work: Path, embed: Any, clip: Any) -> Any:
+    """A Qdrant local-mode store holding exactly our store's passage (bge) and image
+    (clip_image) vectors and passage texts, written through LlamaIndex (its payloads), and the
+    tutorial's retriever over it."""
     from llama_index.core.indices import MultiModalVectorStoreIndex
     from llama_index.core.schema import ImageNode, TextNode
     from llama_index.vector_stores.qdrant import QdrantVectorStore
     from qdrant_client import QdrantClient
 
+    from mmretrieve.store.lance import LanceStore
+
+    ours = LanceStore(root)
+    texts = {r["id"]: r["text"] for r in ours.scan("passages", ["id", "text"])}
+    ours.close()
     client = QdrantClient(path=str(work / "qdrant-query"))
     text_store = QdrantVectorStore(client=client, collection_name="text", batch_size=1024)
     image_store = QdrantVectorStore(client=client, collection_name="image", batch_size=1024)
-    vec = Vectors(5)
     step = 5000
-    for start in range(0, passages, step):
-        n = min(step, passages - start)
-        v = vec.sample(n, 384)
+
+    def node_id(our_id: str) -> str:
+        return str(uuid.uuid5(uuid.NAMESPACE_URL, our_id))  # Qdrant ids are UUIDs
+
+    ids, vectors = store_vectors(root, "passages", "bge")
+    for start in range(0, len(ids), step):
         text_store.add(
             [
-                TextNode(
-                    id_=str(uuid.uuid4()), text=f"passage {start + i}", embedding=v[i].tolist()
-                )
-                for i in range(n)
+                TextNode(id_=node_id(ids[j]), text=texts[ids[j]], embedding=vectors[j].tolist())
+                for j in range(start, min(start + step, len(ids)))
             ]
         )
-    for start in range(0, images, step):
-        n = min(step, images - start)
-        v = vec.sample(n, 512)
+    ids, vectors = store_vectors(root, "images", "clip_image")
+    for start in range(0, len(ids), step):
         image_store.add(
             [
                 ImageNode(
-                    id_=str(uuid.uuid4()),
-                    image_path=f"/img/{start + i}.jpg",
-                    embedding=v[i].tolist(),
+                    id_=node_id(ids[j]),
+                    image_path=f"/images/{ids[j]}.jpg",
+                    embedding=vectors[j].tolist(),
                 )
-                for i in range(n)
+                for j in range(start, min(start + step, len(ids)))
             ]
         )
     index = MultiModalVectorStoreIndex.from_vector_store(
@@ -212,10 +215,12 @@ def seed_query_store(work: Path, passages: int, images: int, embed: Any, clip: A
 
 
 def seed_queries(retriever: Any, n: int) -> dict[str, Any]:
-    pictures = query_pictures()
+    """The same searches as our ``end_to_end``: 2 warm-up ones, then ``n`` timed; search ``i``
+    uses ``text_queries(n + 2)[i]`` or ``query_pictures()[i % len]``."""
+    texts, pictures = text_queries(n + 2), query_pictures()
     out = {}
     for kind, fn in {
-        "text": lambda i: retriever.retrieve(QUERIES[i % len(QUERIES)]),
+        "text": lambda i: retriever.retrieve(texts[i]),
         "image": lambda i: retriever.image_to_image_retrieve(str(pictures[i % len(pictures)])),
     }.items():
         times = []
@@ -289,10 +294,11 @@ def run(
             CACHE / f"store-{passages}-{images}", passages, images, text_dir, clip_dir
         )
         ours_q = our_queries(root, "auto", "auto", n)
-        client, retriever = seed_query_store(work, passages, images, embed, clip)
+        client, retriever = seed_query_store(root, work, embed, clip)
         seed_q = seed_queries(retriever, n)
         client.close()
         result["query"] = {"ours": ours_q, "seed": seed_q}
+        result["stores"] = STORES
         result["query_ratio"] = round(seed_q["text"]["p50"] / ours_q["text"]["p50"], 2)
         result["image_query_ratio"] = round(seed_q["image"]["p50"] / ours_q["image"]["p50"], 2)
     result["machine"]["load_avg_end"] = machine()["load_avg"]
