@@ -31,9 +31,7 @@ from ..types import valid_unicode
 from .http_params import (
     HTTPProblem,
     SearchParams,
-    form_schema,
     json_default,
-    json_schema,
     key_matches,
     params_from_json,
     parse_k,
@@ -44,6 +42,7 @@ from .http_params import (
     response_dict,
     status_for,
 )
+from .http_schema import documented, form_schema, json_schema, precise_openapi
 from .thumbnails import DEFAULT_MAX_BYTES, DEFAULT_SIZE, ThumbnailCache
 
 T = TypeVar("T")
@@ -148,6 +147,8 @@ def create_app(
         "The web page is at /.",
     )
     app.add_middleware(HeadAsGet)
+    precise_openapi(app)
+    keyed = api_key is not None  # the schema lists 401 only where a key is asked for
     if cors_origins:
         from fastapi.middleware.cors import CORSMiddleware
 
@@ -200,11 +201,16 @@ def create_app(
         )
 
     # -- service -------------------------------------------------------------------------
-    @app.get("/health", summary="Liveness check")
+    @app.get("/health", summary="Liveness check", **documented("health", needs_key=keyed))
     def health() -> Response:
         return json_response({"status": "ok", "version": __version__})
 
-    @app.get("/stats", summary="What the index holds and how it was built", dependencies=protected)
+    @app.get(
+        "/stats",
+        summary="What the index holds and how it was built",
+        dependencies=protected,
+        **documented("stats", needs_key=keyed),
+    )
     def stats() -> Response:
         return json_response({**index.stats(), "warnings": random_model_warnings(index)})
 
@@ -330,10 +336,7 @@ def create_app(
         summary="Search by text, an image, or both",
         dependencies=protected,
         openapi_extra={"requestBody": search_body},
-        responses={
-            413: {"description": "upload too large"},
-            422: {"description": "empty query, bad image or bad parameter"},
-        },
+        **documented("search", needs_key=keyed),
     )
     async def search(request: Request) -> Response:
         kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -364,6 +367,7 @@ def create_app(
         summary="A small JPEG of an indexed image",
         dependencies=protected,
         response_class=Response,
+        **documented("thumbnail", needs_key=keyed),
     )
     def thumbnail(image_id: str) -> Response:
         row = image_row(image_id)
@@ -382,6 +386,7 @@ def create_app(
         summary="An indexed image's original bytes",
         dependencies=protected,
         response_class=Response,
+        **documented("image", needs_key=keyed),
     )
     def image(image_id: str) -> Response:
         row = image_row(image_id)
@@ -398,6 +403,7 @@ def create_app(
         "/articles/{article_id:path}",
         summary="An article with its passages and images",
         dependencies=protected,
+        **documented("article", needs_key=keyed),
     )
     def article(article_id: str) -> Response:
         found = index.article(article_id)

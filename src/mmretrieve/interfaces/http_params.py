@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 
 FUSION_METHODS = METHODS
 FILTER_KEYS = ("article_ids",)
+MAX_WEIGHT = 1e6  # the largest route weight a request may give (http_schema declares it too)
 
 
 class HTTPProblem(Exception):
@@ -124,7 +125,9 @@ def parse_method(value: Any) -> str | None:
 
 
 def parse_weights_value(value: Any) -> dict[str, float] | None:
-    """A mapping, a JSON object string, or ``route=w,route=w`` text."""
+    """A mapping, a JSON object string, or ``route=w,route=w`` text. Each weight is a number
+    from 0 to MAX_WEIGHT: weights are relative, and a huge one (1e308) makes fused scores
+    overflow to Infinity or NaN, which JSON cannot carry."""
     from ..retrieval.weights import parse_weights
 
     if value in (None, ""):
@@ -137,15 +140,19 @@ def parse_weights_value(value: Any) -> dict[str, float] | None:
             except ValueError:
                 raise HTTPProblem(422, "weights is not valid JSON") from None
         else:
-            return parse_weights([part for part in text.split(",") if part.strip()]) or None
+            value = parse_weights([part for part in text.split(",") if part.strip()])
     if not isinstance(value, Mapping):
         raise HTTPProblem(422, "weights must be an object mapping route names to numbers")
     out: dict[str, float] = {}
     for name, w in value.items():
         if isinstance(w, bool) or not isinstance(w, (int, float)) or not math.isfinite(w):
             raise HTTPProblem(422, f"weight for {name!r} must be a finite number, got {w!r}")
+        if not 0 <= w <= MAX_WEIGHT:
+            raise HTTPProblem(
+                422, f"weight for {name!r} must be from 0 to {MAX_WEIGHT:g}, got {w!r}"
+            )
         out[str(name)] = float(w)
-    return out
+    return out or None
 
 
 def _no_constants(name: str) -> Any:
@@ -160,6 +167,26 @@ def _decode_base64(data: str) -> bytes:
         return base64.b64decode(data, validate=True)
     except (binascii.Error, ValueError):
         raise HTTPProblem(422, "image is not valid base64") from None
+
+
+_JSON_TYPES: tuple[tuple[str, Any, str], ...] = (
+    ("k", (int, float), "a whole number"),
+    ("min_score", (int, float), "a number from 0 to 1"),
+    ("weights", Mapping, "an object mapping route names to numbers"),
+    ("method", str, f"one of {', '.join(FUSION_METHODS)}"),
+)
+
+
+def _json_types(data: Mapping[str, Any]) -> None:
+    """A JSON body's values have the JSON types of its schema (http_schema.json_schema): the
+    text that a multipart form has to use ("5", "", "route=w") is refused. null means the
+    default, except for k."""
+    for name, kind, what in _JSON_TYPES:
+        if name not in data or (data[name] is None and name != "k"):
+            continue
+        value = data[name]
+        if isinstance(value, bool) or not isinstance(value, kind) or value == "":
+            raise HTTPProblem(422, f"{name} must be {what}, got {value!r}")
 
 
 def params_from_json(body: bytes, max_k: int) -> SearchParams:
@@ -180,7 +207,10 @@ def params_from_json(body: bytes, max_k: int) -> SearchParams:
         text = valid_unicode(text)  # JSON's "\ud800" is a lone surrogate: no encoder takes it
     if image is not None and not isinstance(image, str):
         raise HTTPProblem(422, "image must be a base64 string")
-    filters = data.get("filters") or {}
+    _json_types(data)
+    filters = data.get("filters")
+    if filters is None:
+        filters = {}
     if not isinstance(filters, dict) or set(filters) - set(FILTER_KEYS):
         raise HTTPProblem(422, f"filters may only hold: {', '.join(FILTER_KEYS)}")
     ids = filters.get("article_ids")
@@ -233,70 +263,3 @@ def random_model_warnings(index: Index) -> list[str]:
         for info in index.loaded_models()
         if info.get("random")
     ]
-
-
-def json_schema(max_k: int) -> dict[str, Any]:
-    return {
-        "type": "object",
-        "additionalProperties": False,
-        "properties": {
-            "text": {"type": "string", "description": "Words to search for."},
-            "image": {
-                "type": "string",
-                "format": "byte",
-                "description": "An image file's bytes in base64 (a data: URL works too).",
-            },
-            "k": {
-                "type": "integer",
-                "minimum": 1,
-                "maximum": max_k,
-                "default": 10,
-                "description": "How many articles to return.",
-            },
-            "weights": {
-                "type": "object",
-                "additionalProperties": {"type": "number"},
-                "description": "Route or route-family weights, e.g. "
-                '{"text->passage:bm25": 0.5, "image->image": 2}.',
-            },
-            "method": {"type": "string", "enum": list(FUSION_METHODS)},
-            "min_score": {
-                "type": "number",
-                "minimum": 0,
-                "maximum": 1,
-                "description": "Keep only items and articles whose confidence reaches this "
-                "(0.5: as strong as chance gives for 1 unrelated query in 20). Nothing that "
-                "relevant: no articles.",
-            },
-            "filters": {
-                "type": "object",
-                "properties": {
-                    "article_ids": {
-                        "type": "array",
-                        "items": {"type": "string"},
-                        "description": "Only search within these articles.",
-                    }
-                },
-            },
-        },
-        "example": {"text": "Bat man", "k": 5},
-    }
-
-
-def form_schema(max_k: int) -> dict[str, Any]:
-    return {
-        "type": "object",
-        "properties": {
-            "text": {"type": "string"},
-            "image": {"type": "string", "format": "binary", "description": "An image file."},
-            "k": {"type": "integer", "minimum": 1, "maximum": max_k, "default": 10},
-            "weights": {"type": "string", "description": "route=w,route=w or a JSON object."},
-            "method": {"type": "string", "enum": list(FUSION_METHODS)},
-            "min_score": {"type": "number", "minimum": 0, "maximum": 1},
-            "article_id": {
-                "type": "array",
-                "items": {"type": "string"},
-                "description": "Only search within this article (repeatable).",
-            },
-        },
-    }
