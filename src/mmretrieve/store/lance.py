@@ -17,8 +17,10 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import ReadOnlyIndexError
 from .base import Filter, Row, StoreHit, TableSchema
 from .filters import ids_sql, to_sql
+from .hot import HotTables, vector_fields_of
 
 os.environ.setdefault("LANCE_LOG", "error")  # keep Lance's Rust warnings off users' terminals
 
@@ -117,7 +119,20 @@ class LanceStore:
 
         self.path = Path(path)
         self.uri = f"lance://{self.path}"
-        self.path.mkdir(parents=True, exist_ok=True)
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            msg = f"cannot create the index at {self.path}: {exc.strerror}"
+            raise ReadOnlyIndexError(msg) from exc
+        # An index this process cannot write (a read-only filesystem, or folders this user may
+        # not write) opens for searching; every write raises ReadOnlyIndexError up front instead
+        # of an OSError half-way through. Root passes os.access on a writable filesystem
+        # whatever the modes, as it can write there.
+        self.read_only = any(
+            not os.access(folder, os.W_OK)
+            for folder in (self.path, *self.path.glob("*.lance"), *self.path.glob("*.lance/*"))
+            if folder.is_dir()
+        )
         # Check for other processes' commits at most once a second, so a long-running server
         # sees a concurrent `mmretrieve index` without a restart.
         self._db = lancedb.connect(
@@ -133,16 +148,27 @@ class LanceStore:
         self.ann_refine = ANN_REFINE
         self._ann_fields: dict[str, set[str]] = {}  # table -> vector fields with an ANN index
         self._probes: dict[str, int] = {}  # table -> nprobes for the size its indexes were built at
+        # Tables read often are held in memory for exact searches without a Lance call (hot.py).
+        self.hot = HotTables(self._read_whole, self.version)
 
     # -- tables ------------------------------------------------------------------------------
     def _existing(self) -> set[str]:
         return set(self._db.list_tables().tables)
+
+    def writable(self, what: str) -> None:
+        """Raise ReadOnlyIndexError, saying ``what`` could not be done, when read-only."""
+        if self.read_only:
+            raise ReadOnlyIndexError(
+                f"the index at {self.path} is read-only (a read-only filesystem, or no write "
+                f"permission): it can be searched, but cannot {what}"
+            )
 
     def ensure_tables(self, schemas: Sequence[TableSchema]) -> None:
         existing = self._existing()
         for schema in schemas:
             self._schemas[schema.name] = schema
             if schema.name not in existing:
+                self.writable(f"create its table {schema.name!r}")
                 self._db.create_table(schema.name, schema=_arrow_schema(schema))
 
     def _table(self, name: str) -> Any:
@@ -165,6 +191,7 @@ class LanceStore:
         return json.loads(path.read_text(encoding="utf-8"))
 
     def write_manifest(self, manifest: Mapping[str, Any]) -> None:
+        self.writable("write its manifest")
         tmp = self.path / (MANIFEST + ".tmp")
         tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True), encoding="utf-8")
         os.replace(tmp, self.path / MANIFEST)
@@ -189,7 +216,9 @@ class LanceStore:
     def upsert(self, table: str, rows: Sequence[Row]) -> None:
         if not rows:
             return
+        self.writable(f"write to its table {table!r}")
         data = self._to_arrow(table, rows)
+        self.hot.drop(table)
         (
             self._table(table)
             .merge_insert("id")
@@ -201,6 +230,8 @@ class LanceStore:
     def delete(
         self, table: str, ids: Sequence[str] | None = None, filter: Filter | None = None
     ) -> None:
+        self.writable(f"delete from its table {table!r}")
+        self.hot.drop(table)
         if ids:
             ids = list(ids)
             for start in range(0, len(ids), _ID_CHUNK):
@@ -221,8 +252,12 @@ class LanceStore:
 
     def get(self, table: str, ids: Sequence[str], fields: Sequence[str] | None = None) -> list[Row]:
         ids = list(dict.fromkeys(ids))
-        out: list[Row] = []
         cols = self._scalar_fields(table, fields)
+        held = self.hot.get(table, ids, cols)
+        return held if held is not None else self._get_from_lance(table, ids, cols)
+
+    def _get_from_lance(self, table: str, ids: list[str], cols: list[str]) -> list[Row]:
+        out: list[Row] = []
         for start in range(0, len(ids), _ID_CHUNK):
             chunk = ids[start : start + _ID_CHUNK]
             query = self._table(table).search().where(ids_sql(chunk)).select(cols).limit(None)
@@ -251,6 +286,9 @@ class LanceStore:
         fields: Sequence[str] | None = None,
     ) -> list[StoreHit]:
         cols = self._scalar_fields(table, fields)
+        held = self.hot.search(table, vector_field, vector, k, filter, cols)
+        if held is not None:
+            return held
         query = (
             self._table(table)
             .search(np.asarray(vector, dtype=np.float32), vector_column_name=vector_field)
@@ -281,11 +319,13 @@ class LanceStore:
         column = schema.text_fields[0] if schema and schema.text_fields else "text"
         self._ensure_fts(table, column)
         cols = self._scalar_fields(table, fields)
+        # Lance ranks; a table held in memory gives the rows (a third of the call's cost).
+        held = self.hot.holds(table, cols)
         search = (
             self._table(table)
             .search(query, query_type="fts", fts_columns=column)
             .limit(k)
-            .select([*cols, "_score"])
+            .select(["id", "_score"] if held else [*cols, "_score"])
         )
         where = to_sql(filter)
         if where:
@@ -294,6 +334,13 @@ class LanceStore:
             rows = search.to_list()
         except (ValueError, RuntimeError):  # a query the parser rejects finds nothing
             return []
+        if held:
+            ids = [r["id"] for r in rows]
+            found = self.hot.get(table, ids, cols)
+            if found is None or len(found) != len(set(ids)):  # held rows older than Lance's
+                found = self._get_from_lance(table, list(dict.fromkeys(ids)), cols)
+            by_id = {r["id"]: r for r in found}
+            rows = [{**by_id[r["id"]], "_score": r["_score"]} for r in rows if r["id"] in by_id]
         return [StoreHit(r["id"], float(r.pop("_score")), r) for r in rows]
 
     def count(self, table: str, filter: Filter | None = None) -> int:
@@ -304,7 +351,7 @@ class LanceStore:
     # -- maintenance -------------------------------------------------------------------------
     def _ensure_fts(self, table: str, column: str) -> None:
         tbl = self._table(table)
-        if _has_fts(tbl):
+        if self.read_only or _has_fts(tbl):  # read-only without one: BM25 finds nothing
             return
         from lancedb.index import FTS
 
@@ -351,6 +398,7 @@ class LanceStore:
     def optimize(self) -> None:
         """Fold new rows into the full-text and vector indexes, compact small fragments, and
         build vector indexes on tables that have grown past ``ann_min_rows``."""
+        self.writable("optimize its tables")
         for name, schema in self._schemas.items():
             if schema.text_fields:
                 self._ensure_fts(name, schema.text_fields[0])
@@ -362,5 +410,19 @@ class LanceStore:
     def version(self, table: str) -> int:
         return int(self._table(table).version)
 
+    def _read_whole(self, table: str) -> tuple[int, Any, list[str]]:
+        handle = self._table(table)
+        version = int(handle.version)
+        arrow = handle.to_arrow()
+        return version, arrow, vector_fields_of(arrow.schema)
+
+    def warm(self, tables: Sequence[str] | None = None) -> dict[str, int]:
+        """Hold ``tables`` (default: all) in memory now, as far as the budget allows; returns the
+        rows held per table."""
+        names = list(tables) if tables is not None else sorted(self._existing())
+        self.hot.warm([n for n in names if self.has_table(n)])
+        return self.hot.held()
+
     def close(self) -> None:
         self._tables.clear()
+        self.hot = HotTables(self._read_whole, self.version, self.hot.budget_bytes)

@@ -1,0 +1,319 @@
+"""Tables held in memory for queries: exact vector search in one matrix product, rows by id.
+
+A store call through LanceDB costs 5-20 ms whatever the table's size (query planning, Arrow to
+Python, a consistency check), where an exact NumPy search over 100,000 x 384 float32 vectors
+takes about 3 ms. A long-running searcher therefore keeps each table it reads often in memory:
+its scalar columns as Arrow arrays and each vector field as one float32 matrix, read from one
+committed table version. Results are those of an exact search, the same as the store's own
+exact search up to float rounding (tests/unit/test_hot_tables.py).
+
+``HotTables`` decides when a table is held, and answers only when what it holds is current:
+
+- a table is loaded in a background thread once a searcher has read it ``LOAD_AFTER`` times
+  (``warm()`` loads at once: the server does it at start), and only while every held table fits
+  in ``budget_bytes`` (``MMRETRIEVE_HOT_CACHE_MB``, default 2048; 0 turns it off);
+- a write through the store drops the table at once; a commit by another process is noticed at
+  the next check of the table's version (at most once per ``CHECK_S``); until the table is
+  loaded again, at most once per ``RELOAD_S``, its reads go to the store itself;
+- a filter it cannot evaluate (anything but equality and membership on scalar columns) goes to
+  the store.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .base import Filter, Row, StoreHit
+
+ENV_BUDGET = "MMRETRIEVE_HOT_CACHE_MB"
+DEFAULT_BUDGET_MB = 2048
+# From this many rows a vector field is also held as 8-bit codes (FAISS's scalar quantizer, when
+# faiss-cpu is installed): a query scans the codes (a quarter of the bytes, about 2.3x faster at
+# 100,000 x 384 here) for CANDIDATES_PER_K x k candidates, then scores those exactly. Measured on
+# 200 queries at 100,000 rows: the same top 50 as the exact search (docs/BENCHMARKS.md).
+CODES_MIN_ROWS = 32_768
+CANDIDATES_PER_K = 4
+MIN_CANDIDATES = 200
+LOAD_AFTER = 2  # reads of a table before it is loaded (a one-shot search never pays for it)
+CHECK_S = 1.0  # how often a held table's version is compared with the store's
+RELOAD_S = 10.0  # least time between two loads of one table (a table being written to)
+
+
+def budget_from_env() -> int:
+    """The memory budget in bytes, from ``MMRETRIEVE_HOT_CACHE_MB``."""
+    value = os.environ.get(ENV_BUDGET, "").strip()
+    try:
+        mb = float(value) if value else DEFAULT_BUDGET_MB
+    except ValueError:
+        mb = DEFAULT_BUDGET_MB
+    return max(0, int(mb * 1024 * 1024))
+
+
+@dataclass
+class HotTable:
+    """One table version in memory."""
+
+    version: int
+    columns: Any  # pyarrow.Table of the scalar columns
+    vectors: dict[str, np.ndarray]  # field -> (rows, dim) float32, C-contiguous
+    nbytes: int = 0
+    codes: dict[str, Any] = field(default_factory=dict)  # field -> faiss index of 8-bit codes
+    _positions: dict[str, int] | None = None
+    _arrays: dict[str, np.ndarray] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, version: int, arrow: Any, vector_fields: Sequence[str]) -> HotTable:
+        vectors = {}
+        for name in vector_fields:
+            column = arrow.column(name).combine_chunks()
+            dim = column.type.list_size
+            flat = column.values.to_numpy(zero_copy_only=False)
+            vectors[name] = np.ascontiguousarray(flat.reshape(len(column), dim), dtype=np.float32)
+        columns = arrow.drop_columns(list(vector_fields))
+        codes = {name: _codes(m) for name, m in vectors.items() if len(m) >= CODES_MIN_ROWS}
+        codes = {name: c for name, c in codes.items() if c is not None}
+        nbytes = int(columns.nbytes) + sum(int(v.nbytes) for v in vectors.values())
+        nbytes += sum(int(c.sa_code_size()) * int(c.ntotal) for c in codes.values())
+        return cls(version, columns, vectors, nbytes, codes)
+
+    @property
+    def rows(self) -> int:
+        return int(self.columns.num_rows)
+
+    def array(self, name: str) -> np.ndarray:
+        """A scalar column as a NumPy array (strings as objects, nulls as None)."""
+        found = self._arrays.get(name)
+        if found is None:
+            column = self.columns.column(name)
+            found = np.asarray(column.to_pylist(), dtype=object)
+            if column.null_count == 0 and not _is_text(column.type):
+                found = column.to_numpy()
+            found = self._arrays.setdefault(name, found)
+        return found
+
+    def positions(self) -> dict[str, int]:
+        if self._positions is None:
+            self._positions = {id_: i for i, id_ in enumerate(self.array("id").tolist())}
+        return self._positions
+
+    def mask(self, filter: Filter | None) -> np.ndarray | None | bool:
+        """Rows the filter keeps (None: all); False when it names a column not held here."""
+        if not filter:
+            return None
+        keep = np.ones(self.rows, dtype=bool)
+        names = set(self.columns.column_names)
+        for name, value in filter.items():
+            if name not in names:
+                return False
+            column = self.array(name)
+            if isinstance(value, (bool, int, str)):
+                keep &= column == value
+            else:
+                wanted = list(value)
+                keep &= np.isin(column, np.asarray(wanted, dtype=object)) if wanted else False
+        return keep
+
+    def search(
+        self, field_name: str, vector: np.ndarray, k: int, filter: Filter | None, fields: list[str]
+    ) -> list[StoreHit] | None:
+        keep = self.mask(filter)
+        if keep is False:
+            return None
+        matrix = self.vectors[field_name]
+        query = np.asarray(vector, dtype=np.float32).reshape(-1)
+        if keep is None and field_name in self.codes:
+            candidates = self._candidates(field_name, query, k)
+            scores = matrix[candidates] @ query
+        elif keep is None:
+            candidates = None
+            scores = matrix @ query
+        else:
+            assert isinstance(keep, np.ndarray)
+            candidates = np.flatnonzero(keep)
+            scores = matrix[candidates] @ query if len(candidates) else np.empty(0, np.float32)
+        k = min(k, len(scores))
+        if k <= 0:
+            return []
+        top = np.argpartition(-scores, k - 1)[:k] if k < len(scores) else np.arange(len(scores))
+        top = top[np.lexsort((top, -scores[top]))]  # best first; ties in table order
+        rows = top if candidates is None else candidates[top]
+        found = self.columns.select(fields).take(rows).to_pylist()
+        return [
+            StoreHit(str(r["id"]), float(scores[i]), r) for i, r in zip(top, found, strict=True)
+        ]
+
+    def _candidates(self, field_name: str, query: np.ndarray, k: int) -> np.ndarray:
+        """Row numbers of the best ``CANDIDATES_PER_K * k`` rows by their 8-bit codes."""
+        index = self.codes[field_name]
+        wanted = min(int(index.ntotal), max(MIN_CANDIDATES, CANDIDATES_PER_K * k))
+        _, found = index.search(query.reshape(1, -1), wanted)
+        rows = found[0]
+        return np.sort(rows[rows >= 0])  # table order, so ties break as in the exact search
+
+    def get(self, ids: Sequence[str], fields: list[str]) -> list[Row] | None:
+        if not set(fields) <= set(self.columns.column_names):
+            return None
+        where = self.positions()
+        rows = [where[i] for i in dict.fromkeys(ids) if i in where]
+        return self.columns.select(fields).take(rows).to_pylist() if rows else []
+
+
+def _codes(matrix: np.ndarray) -> Any:
+    """A FAISS index of ``matrix`` as 8-bit scalar codes (inner product), or None without
+    faiss-cpu."""
+    try:
+        import faiss
+    except ImportError:
+        return None
+    faiss.omp_set_num_threads(1)  # one query per call; concurrent searches use the other cores
+    index = faiss.IndexScalarQuantizer(
+        matrix.shape[1], faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT
+    )
+    index.train(matrix)
+    index.add(matrix)
+    return index
+
+
+def _is_text(arrow_type: Any) -> bool:
+    import pyarrow as pa
+
+    return bool(pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type))
+
+
+@dataclass
+class _Entry:
+    table: HotTable | None = None
+    reads: int = 0
+    loading: bool = False
+    loaded_at: float = -1e9
+    checked_at: float = 0.0
+    stale: bool = False
+    generation: int = 0  # bumped by every write: a load begun before it must not be kept
+
+
+class HotTables:
+    """The in-memory tables of one store. ``read_table(name)`` returns (version, Arrow table of
+    every column); ``version(name)`` the store's current version of the table."""
+
+    def __init__(
+        self,
+        read_table: Callable[[str], tuple[int, Any, Sequence[str]]],
+        version: Callable[[str], int],
+        budget_bytes: int | None = None,
+    ) -> None:
+        self._read = read_table
+        self._version = version
+        self.budget_bytes = budget_from_env() if budget_bytes is None else budget_bytes
+        self._entries: dict[str, _Entry] = {}
+        self._lock = threading.Lock()
+
+    # -- what the store calls ----------------------------------------------------------------
+    def search(
+        self,
+        table: str,
+        field_name: str,
+        vector: np.ndarray,
+        k: int,
+        filter: Filter | None,
+        fields: list[str],
+    ) -> list[StoreHit] | None:
+        held = self._current(table)
+        if held is None or field_name not in held.vectors:
+            return None
+        return held.search(field_name, vector, k, filter, fields)
+
+    def get(self, table: str, ids: Sequence[str], fields: list[str]) -> list[Row] | None:
+        held = self._current(table)
+        return None if held is None else held.get(ids, fields)
+
+    def holds(self, table: str, fields: Sequence[str]) -> bool:
+        """Whether ``table`` is held now with these columns (does not count as a read)."""
+        with self._lock:
+            entry = self._entries.get(table)
+            held = entry.table if entry is not None else None
+        return held is not None and set(fields) <= set(held.columns.column_names)
+
+    def drop(self, table: str) -> None:
+        """The store wrote to ``table``: forget what is held (reads go to the store until the
+        table is loaded again)."""
+        with self._lock:
+            entry = self._entries.get(table)
+            if entry is not None:
+                entry.table, entry.stale = None, True
+                entry.generation += 1
+
+    def warm(self, tables: Sequence[str]) -> None:
+        """Load ``tables`` now (those the budget allows), in this thread."""
+        for name in tables:
+            with self._lock:
+                entry = self._entries.setdefault(name, _Entry())
+                if entry.loading:
+                    continue
+                entry.loading = True
+            self._load(name, entry)
+
+    def held(self) -> dict[str, int]:
+        """Rows of each table held now."""
+        with self._lock:
+            return {n: e.table.rows for n, e in self._entries.items() if e.table is not None}
+
+    # -- internals ---------------------------------------------------------------------------
+    def _current(self, table: str) -> HotTable | None:
+        if self.budget_bytes <= 0:
+            return None
+        now = time.monotonic()
+        start = False
+        with self._lock:
+            entry = self._entries.setdefault(table, _Entry())
+            entry.reads += 1
+            held = entry.table
+            check = held is not None and now - entry.checked_at >= CHECK_S
+            if check:
+                entry.checked_at = now
+            if held is None and not entry.loading and entry.reads >= LOAD_AFTER:
+                start = now - entry.loaded_at >= RELOAD_S or not entry.stale
+                entry.loading = start
+        if check and held is not None and self._version(table) != held.version:
+            self.drop(table)
+            held = None
+        if start:
+            threading.Thread(
+                target=self._load, args=(table, entry), name=f"mmretrieve-hot-{table}", daemon=True
+            ).start()
+        return held
+
+    def _load(self, table: str, entry: _Entry) -> None:
+        loaded: HotTable | None = None
+        with self._lock:
+            generation = entry.generation
+        try:
+            version, arrow, vector_fields = self._read(table)
+            candidate = HotTable.of(version, arrow, vector_fields)
+            with self._lock:
+                others = sum(
+                    e.table.nbytes for n, e in self._entries.items() if n != table and e.table
+                )
+            if others + candidate.nbytes <= self.budget_bytes:
+                loaded = candidate
+        except Exception:  # a table being replaced, a transient read error: the store answers
+            loaded = None
+        finally:
+            with self._lock:
+                entry.loading = False
+                entry.loaded_at = time.monotonic()
+                entry.checked_at = entry.loaded_at
+                if loaded is not None and entry.generation == generation:
+                    entry.table, entry.stale = loaded, False
+
+
+def vector_fields_of(arrow_schema: Any) -> list[str]:
+    import pyarrow as pa
+
+    return [f.name for f in arrow_schema if pa.types.is_fixed_size_list(f.type)]
