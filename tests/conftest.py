@@ -17,6 +17,16 @@ sys.path.insert(0, str(REPO))  # tools/ and tests/ helpers
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# Query-time preparation (encoders/prepare.py: ONNX export, the runtime timing) writes into the
+# export cache: one of this run's own, not the user's (subprocesses inherit it).
+if "MMRETRIEVE_ONNX_CACHE" not in os.environ:
+    import atexit
+    import shutil
+    import tempfile
+
+    _cache = tempfile.mkdtemp(prefix="mmretrieve-test-onnx-")
+    os.environ["MMRETRIEVE_ONNX_CACHE"] = _cache
+    atexit.register(shutil.rmtree, _cache, True)
 
 
 # What the tests read from the shared folder. In CI (CI=true) or with MMRETRIEVE_REQUIRE_SHARED=1

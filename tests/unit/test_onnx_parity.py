@@ -23,6 +23,7 @@ pytestmark = pytest.mark.slow
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnx")
 pytest.importorskip("torch")
+pytest.importorskip("openvino")
 
 from mmretrieve.encoders import load_image_encoder, load_text_encoder  # noqa: E402
 from mmretrieve.encoders.onnx_export import export_model  # noqa: E402
@@ -49,9 +50,10 @@ QUERIES = ["Who is Bruce Wayne?", "Dutch painter", "red fruit soup", "football f
 def _variants(kind: str) -> list[tuple[str, str, str]]:
     """(runtime, precision, workload). torch bf16 on CPU keeps other weights per workload:
     "index" bfloat16 only; "query" float32 for small batches, a bfloat16 copy for batches."""
-    out = [("onnx", "fp32", "index"), ("onnx", "int8", "index")]
+    out = [("onnx", "fp32", "index"), ("onnx", "int8", "index"), ("openvino", "fp32", "query")]
     if cpu_supports_bf16():
         out += [("torch", "bf16", "index"), ("torch", "bf16", "query")]
+        out += [("openvino", "bf16", "query")]  # what "auto" picks for queries where fastest
     return out
 
 
@@ -131,7 +133,7 @@ def _text_parity(src: Path, onnx_dir: Path, what: str) -> None:
     ref_d, ref_q = ref.encode_documents(DOCS), ref.encode_queries(QUERIES)
     assert ref.info["dtype"] == "float32"
     for runtime, precision, workload in _variants("text"):
-        folder = onnx_dir if runtime == "onnx" else src
+        folder = src if runtime == "torch" else onnx_dir
         enc = load_text_encoder(
             str(folder), runtime=runtime, precision=precision, device="cpu", workload=workload
         )
@@ -151,7 +153,7 @@ def _clip_parity(src: Path, onnx_dir: Path, what: str) -> None:
     images = _images()
     ref_i, ref_t = ref.encode_images(images), ref.encode_texts(DOCS + QUERIES)
     for runtime, precision, workload in _variants("image"):
-        folder = onnx_dir if runtime == "onnx" else src
+        folder = src if runtime == "torch" else onnx_dir
         enc = load_image_encoder(
             str(folder), runtime=runtime, precision=precision, device="cpu", workload=workload
         )

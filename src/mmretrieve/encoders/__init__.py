@@ -34,10 +34,12 @@ __all__ = [
 TEXT_RUNTIMES: dict[str, str] = {
     "torch": "mmretrieve.encoders.text:TorchTextEncoder",
     "onnx": "mmretrieve.encoders.onnx:OnnxTextEncoder",
+    "openvino": "mmretrieve.encoders.openvino:OpenVinoTextEncoder",
 }
 IMAGE_RUNTIMES: dict[str, str] = {
     "torch": "mmretrieve.encoders.clip:TorchClipEncoder",
     "onnx": "mmretrieve.encoders.onnx:OnnxClipEncoder",
+    "openvino": "mmretrieve.encoders.openvino:OpenVinoClipEncoder",
 }
 
 
@@ -92,6 +94,13 @@ def choose_runtime(
 def _resolve_runtime(
     name: str, kind: str, runtime: str, precision: str | None, workload: str, device: str | None
 ) -> tuple[str, str | None]:
+    if runtime == "auto" and workload == "query" and (precision or "auto") == "auto":
+        from mmretrieve.encoders.prepare import gpu_present, query_choice
+
+        if device == "cpu" or (device is None and not gpu_present()):
+            prepared = query_choice(name, kind)
+            if prepared is not None:
+                return prepared.runtime, prepared.precision
     if runtime == "auto":
         choice = choose_runtime(name, kind, runtime, precision, workload=workload, device=device)
         return choice.runtime, choice.precision

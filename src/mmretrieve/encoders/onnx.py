@@ -115,7 +115,7 @@ def _open_model(
     config.json."""
     if device not in (None, "cpu"):
         raise UsageError(f"the onnx runtime runs on CPU only, not {device!r}")
-    precision = _precision(precision)
+    precision = _precision(precision)  # the files' precision
     resolved = resolve_model(name_or_path, kind)
     folder = _locate(resolved, kind, precision, f"--{kind}-model")
     config = _read_json(resolved.path / "config.json")
@@ -133,6 +133,9 @@ class OnnxTextEncoder(TextEncoderMethods):
     """A BGE / sentence-transformers text model on ONNX Runtime; float32, L2-normalised."""
 
     runtime = "onnx"
+    # Another engine may run the same files: a subclass sets how a file is opened (openvino.py).
+    open_session = staticmethod(_session)
+    file_precision = staticmethod(_precision)
 
     def __init__(
         self,
@@ -147,7 +150,7 @@ class OnnxTextEncoder(TextEncoderMethods):
         workload: str = "query",  # unused: ONNX Runtime runs batches and queries alike
     ) -> None:
         self.precision, resolved, folder, config = _open_model(
-            name_or_path, "text", device, precision
+            name_or_path, "text", device, self.file_precision(precision)
         )
         known = _known(resolved, config)
         self.pooling = read_pooling(resolved.path, known)
@@ -169,7 +172,7 @@ class OnnxTextEncoder(TextEncoderMethods):
         self._counter.no_padding()
         path = onnx_file(folder, "text", self.precision)
         assert path is not None
-        self._session = _session(path, threads)
+        self._session = self.open_session(path, threads)
         self.batch_size = batch_size
         self.device = "cpu"
         self.name = resolved.name
@@ -229,6 +232,8 @@ class OnnxClipEncoder:
     """CLIP's image and text towers on ONNX Runtime; float32, L2-normalised."""
 
     runtime = "onnx"
+    open_session = staticmethod(_session)
+    file_precision = staticmethod(_precision)
 
     def __init__(
         self,
@@ -241,7 +246,7 @@ class OnnxClipEncoder:
         workload: str = "query",  # unused: ONNX Runtime runs batches and queries alike
     ) -> None:
         self.precision, resolved, folder, config = _open_model(
-            name_or_path, "image", device, precision
+            name_or_path, "image", device, self.file_precision(precision)
         )
         text_cfg, vision_cfg = config.get("text_config") or {}, config.get("vision_config") or {}
         self.context_length = int(text_cfg.get("max_position_embeddings", 77))
@@ -252,8 +257,8 @@ class OnnxClipEncoder:
         vision = onnx_file(folder, "clip_vision", self.precision)
         text = onnx_file(folder, "clip_text", self.precision)
         assert vision is not None and text is not None
-        self._vision = _session(vision, threads)
-        self._text = _session(text, threads)
+        self._vision = self.open_session(vision, threads)
+        self._text = self.open_session(text, threads)
         self.batch_size = batch_size
         self.device = "cpu"
         self.name = resolved.name

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from mmretrieve.errors import UsageError
 
-RUNTIMES = ("auto", "torch", "onnx")
+RUNTIMES = ("auto", "torch", "onnx", "openvino")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16", "int8")
 DTYPE_NAMES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16", "int8": "int8"}
 WORKLOADS = ("index", "query")

@@ -101,7 +101,7 @@ image_model_option = click.option(
 device_option = click.option("--device", default=None, help="torch device, e.g. cpu or cuda.")
 runtime_option = click.option(
     "--runtime",
-    type=click.Choice(["auto", "torch", "onnx"]),
+    type=click.Choice(["auto", "torch", "onnx", "openvino"]),
     default=None,
     help="Encoder runtime (env MMRETRIEVE_RUNTIME; default auto: picked by measurement, see "
     "docs/BENCHMARKS.md). onnx needs ONNX files: `mmretrieve models export`.",

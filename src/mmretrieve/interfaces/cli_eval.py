@@ -133,7 +133,7 @@ def _friendly(func: F) -> F:
 @click.option("--device", default=None, help="torch device, e.g. cpu or cuda.")
 @click.option(
     "--runtime",
-    type=click.Choice(["auto", "torch", "onnx"]),
+    type=click.Choice(["auto", "torch", "onnx", "openvino"]),
     default=None,
     help="Encoder runtime (env MMRETRIEVE_RUNTIME; default auto). Use torch for reference figures.",
 )

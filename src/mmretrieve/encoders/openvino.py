@@ -1,0 +1,115 @@
+"""OpenVINO encoders (CPU): the ONNX encoders' files, tokenization and pooling, run by OpenVINO.
+
+OpenVINO reads the exported ONNX files directly and, on a CPU with native bf16 (AVX512-BF16 or
+AMX), runs them in bf16. For one query at a time it measured fastest of the CPU runtimes here
+(docs/BENCHMARKS.md, "Query encoders"); ``encoders/prepare.py`` picks it by measuring it against
+ONNX Runtime on the machine at hand, and checks its vectors against fp32 first.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mmretrieve.encoders.onnx import OnnxClipEncoder, OnnxTextEncoder
+from mmretrieve.encoders.runtime import DTYPE_NAMES, cpu_supports_bf16
+from mmretrieve.errors import ModelLoadError, UsageError, require
+
+ENV_THREADS = "MMRETRIEVE_OPENVINO_THREADS"
+_HINTS = {"fp32": "f32", "bf16": "bf16"}
+
+
+def openvino_precision(precision: str | None) -> str:
+    """fp32 or bf16 (auto: bf16 where the CPU has it natively)."""
+    wanted = (precision or "auto").lower()
+    if wanted == "auto":
+        return "bf16" if cpu_supports_bf16() else "fp32"
+    if wanted not in _HINTS:
+        raise UsageError(
+            f"precision {wanted!r} is not available with the openvino runtime (fp32, bf16)"
+        )
+    return wanted
+
+
+class _Input:
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+
+class OpenVinoSession:
+    """A compiled OpenVINO model with the two methods the ONNX encoders call on a session.
+    Each thread gets its own infer request, so concurrent calls do not share state."""
+
+    def __init__(self, path: Path, precision: str, threads: int | None) -> None:
+        ov = require("openvino", "openvino")
+        config: dict[str, Any] = {
+            "INFERENCE_PRECISION_HINT": _HINTS[precision],
+            "PERFORMANCE_HINT": "LATENCY",
+        }
+        threads = threads or int(os.environ.get(ENV_THREADS, "0") or 0)
+        if threads:
+            config["INFERENCE_NUM_THREADS"] = threads
+        try:
+            self._model = ov.Core().compile_model(str(path), "CPU", config)
+        except Exception as exc:  # corrupt file, unsupported operator
+            raise ModelLoadError(f"OpenVINO cannot load {path}: {exc}") from exc
+        self._inputs = [_Input(i.get_any_name()) for i in self._model.inputs]
+        self._local = threading.local()
+
+    def get_inputs(self) -> list[_Input]:
+        return self._inputs
+
+    def run(self, _outputs: Any, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        request = getattr(self._local, "request", None)
+        if request is None:
+            request = self._local.request = self._model.create_infer_request()
+        result = request.infer(feeds)
+        return [np.array(result[output]) for output in self._model.outputs]
+
+
+def _fp32_files(precision: str | None) -> str:
+    openvino_precision(precision)  # an unknown precision is a usage error here already
+    return "fp32"
+
+
+class _OpenVinoMixin:
+    runtime = "openvino"
+    file_precision = staticmethod(_fp32_files)
+    _ov_precision = "fp32"
+    info: dict[str, object]
+
+    def open_session(self, path: Path, threads: int | None) -> OpenVinoSession:
+        return OpenVinoSession(path, self._ov_precision, threads)
+
+    def _mark(self) -> None:
+        self.precision = self._ov_precision
+        self.info["runtime"] = self.runtime
+        self.info["dtype"] = DTYPE_NAMES[self._ov_precision]
+
+
+class OpenVinoTextEncoder(_OpenVinoMixin, OnnxTextEncoder):
+    """A BGE / sentence-transformers text model on OpenVINO (fp32 or bf16), L2-normalised."""
+
+    def __init__(self, name_or_path: str, *, precision: str | None = None, **options: Any):
+        self._ov_precision = openvino_precision(precision)
+        super().__init__(name_or_path, precision=precision, **options)
+        self._mark()
+
+    def __repr__(self) -> str:
+        return f"OpenVinoTextEncoder({self.name!r}, dim={self.dim}, dtype={self.info['dtype']!r})"
+
+
+class OpenVinoClipEncoder(_OpenVinoMixin, OnnxClipEncoder):
+    """CLIP's image and text towers on OpenVINO (fp32 or bf16), L2-normalised."""
+
+    def __init__(self, name_or_path: str, *, precision: str | None = None, **options: Any):
+        self._ov_precision = openvino_precision(precision)
+        super().__init__(name_or_path, precision=precision, **options)
+        self._mark()
+
+    def __repr__(self) -> str:
+        return f"OpenVinoClipEncoder({self.name!r}, dim={self.dim}, dtype={self.info['dtype']!r})"
