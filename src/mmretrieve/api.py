@@ -177,6 +177,7 @@ class Index:
     ) -> IndexReport:
         """Index one or more sources (folders or JSONL files). Unchanged items are skipped,
         changed ones replaced; with ``prune`` items no longer in the sources are removed."""
+        self._writable("add to it")
         paths = [sources] if isinstance(sources, (str, Path)) else list(sources)
         self._workload = "index"  # encoders not loaded yet are chosen for batch work
         options = IndexingOptions.from_settings(self.settings, prune)
@@ -196,11 +197,18 @@ class Index:
 
     def delete(self, article_ids: Sequence[str] = (), image_ids: Sequence[str] = ()) -> None:
         """Remove articles (with their passages) and images by id."""
+        self._writable("delete from it")
         if article_ids:
             self.store.delete(PASSAGES, filter={"article_id": list(article_ids)})
             self.store.delete(ARTICLES, ids=list(article_ids))
         if image_ids and self.manifest["models"].get("image"):
             self.store.delete(IMAGES, ids=list(image_ids))
+
+    def _writable(self, what: str) -> None:
+        # Before any work (models, sources): a read-only index (store/lance.py) refuses at once.
+        check = getattr(self.store, "writable", None)
+        if callable(check):
+            check(what)
 
     # -- reading ----------------------------------------------------------------------------
     @property
@@ -244,6 +252,18 @@ class Index:
             min_score=min_score,
         )
         return self.searcher.search(query, options)
+
+    def warm(self) -> dict[str, Any]:
+        """Get ready to answer fast: load the query models and run a text and an image query
+        through them, and hold the tables in memory where the store can (store/hot.py). A
+        server calls this at start, so its first query is as fast as the next ones."""
+        import time
+
+        start = time.perf_counter()
+        self.searcher.warm()
+        warm_store = getattr(self.store, "warm", None)
+        held = warm_store() if callable(warm_store) else {}
+        return {"seconds": round(time.perf_counter() - start, 2), "tables_held": held}
 
     def articles(self, ids: Sequence[str]) -> dict[str, Article]:
         """The articles with these ids (text not loaded); unknown ids are left out."""

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any
+
+import numpy as np
 
 from ..documents.images import load_image
 from ..encoders.base import ImageTextEncoder, TextEncoder, input_edge
@@ -23,6 +28,7 @@ from .weights import resolve_weights
 # zscore-family lost up to 25, and on squad_dev it ranks like zscore-family (docs/QUALITY.md).
 DEFAULT_METHOD = "calibrated"
 MIN_DEPTH = 50  # candidates each route fetches, at least
+ENCODE_WORKERS = 4  # a query's second and third model run here (two queries at a time)
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,27 +78,40 @@ class Searcher:
             fit_edge=input_edge(self.image_encoder),
         )
 
+    def warm(self) -> None:
+        """Run each query model once (first runs of a runtime are slow) and draw the
+        calibration backgrounds."""
+        from PIL import Image as PILImageModule
+
+        image = None
+        if self.image_encoder is not None:
+            image = PILImageModule.new("RGB", (64, 64), (128, 128, 128))
+        self.search(Query(text="warm up", image=image), SearchOptions(k=1))
+
     def encode(self, query: Query, timings: dict[str, float]) -> QueryVectors:
+        """Each model the query needs runs at once with the others (the runtimes release the
+        GIL), so a text query waits for the slower of its two text models, not for both."""
         text = query.text.strip() if query.text and query.text.strip() else None
-        bge = clip_text = clip_image = None
+        if query.image is not None and self.image_encoder is None:
+            raise UsageError(
+                "this index was built without an image model, so it cannot search by image"
+            )
+        image_encoder = self.image_encoder
+        jobs: dict[str, Callable[[], np.ndarray]] = {}
         if text is not None:
-            t0 = time.perf_counter()
-            bge = self.text_encoder.encode_queries([text])[0]
-            timings["encode_text_ms"] = (time.perf_counter() - t0) * 1000
-            if self.image_encoder is not None:
-                t0 = time.perf_counter()
-                clip_text = self.image_encoder.encode_texts([text])[0]
-                timings["encode_clip_text_ms"] = (time.perf_counter() - t0) * 1000
-        if query.image is not None:
-            if self.image_encoder is None:
-                raise UsageError(
-                    "this index was built without an image model, so it cannot search by image"
-                )
-            t0 = time.perf_counter()
-            picture = self._decode(query.image)
-            clip_image = self.image_encoder.encode_images([picture])[0]
-            timings["encode_image_ms"] = (time.perf_counter() - t0) * 1000
-        return QueryVectors(text=text, bge=bge, clip_text=clip_text, clip_image=clip_image)
+            jobs["encode_text_ms"] = lambda: self.text_encoder.encode_queries([text])[0]
+            if image_encoder is not None:
+                jobs["encode_clip_text_ms"] = lambda: image_encoder.encode_texts([text])[0]
+        if query.image is not None and image_encoder is not None:
+            image = query.image
+            jobs["encode_image_ms"] = lambda: image_encoder.encode_images([self._decode(image)])[0]
+        vectors = run_timed(jobs, timings)
+        return QueryVectors(
+            text=text,
+            bge=vectors.get("encode_text_ms"),
+            clip_text=vectors.get("encode_clip_text_ms"),
+            clip_image=vectors.get("encode_image_ms"),
+        )
 
     def search(self, query: Query, options: SearchOptions = SearchOptions()) -> SearchResult:
         if isinstance(options.k, bool) or not isinstance(options.k, int) or options.k < 1:
@@ -138,6 +157,53 @@ class Searcher:
         return SearchResult(
             hits=hits[: options.k], articles=grouped, timings=timings, routes=status
         )
+
+
+def run_timed(
+    jobs: Mapping[str, Callable[[], np.ndarray]], timings: dict[str, float]
+) -> dict[str, np.ndarray]:
+    """Run ``jobs`` at once (the first here, the rest on the encoder threads); each one's
+    milliseconds go into ``timings`` under its name. The first job to fail raises."""
+
+    def timed(name: str, job: Callable[[], np.ndarray]) -> np.ndarray:
+        start = time.perf_counter()
+        try:
+            return job()
+        finally:
+            timings[name] = (time.perf_counter() - start) * 1000
+
+    names = list(jobs)
+    if len(names) <= 1:
+        return {name: timed(name, jobs[name]) for name in names}
+    pool = _encode_pool()
+    futures = [pool.submit(timed, name, jobs[name]) for name in names[1:]]
+    try:
+        first = timed(names[0], jobs[names[0]])
+        return {names[0]: first, **{n: f.result() for n, f in zip(names[1:], futures, strict=True)}}
+    finally:
+        wait(futures)
+
+
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def _encode_pool() -> ThreadPoolExecutor:
+    """Threads for a query's second and third model, shared by every search in the process."""
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(ENCODE_WORKERS, thread_name_prefix="mmretrieve-encode")
+        return _pool
+
+
+def _forget_pool() -> None:
+    global _pool, _pool_lock
+    _pool, _pool_lock = None, threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool)
 
 
 def rank(
