@@ -33,6 +33,11 @@ class IndexNotFoundError(MMRetrieveError):
     """No index exists at the given location."""
 
 
+class ReadOnlyIndexError(MMRetrieveError):
+    """The index can be searched but not written: its directory is on a read-only filesystem, or
+    this user may not write to it."""
+
+
 class BadInputError(MMRetrieveError):
     """One input item (file, image, text) cannot be used; indexing reports it and goes on."""
 
