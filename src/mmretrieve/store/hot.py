@@ -41,6 +41,7 @@ DEFAULT_BUDGET_MB = 2048
 CODES_MIN_ROWS = 32_768
 CANDIDATES_PER_K = 4
 MIN_CANDIDATES = 200
+GATHER_BELOW = 4  # a filter keeping under 1/4 of the rows: score only those (else all, then pick)
 LOAD_AFTER = 2  # reads of a table before it is loaded (a one-shot search never pays for it)
 CHECK_S = 1.0  # how often a held table's version is compared with the store's
 RELOAD_S = 10.0  # least time between two loads of one table (a table being written to)
@@ -76,7 +77,7 @@ class HotTable:
             dim = column.type.list_size
             flat = column.values.to_numpy(zero_copy_only=False)
             vectors[name] = np.ascontiguousarray(flat.reshape(len(column), dim), dtype=np.float32)
-        columns = arrow.drop_columns(list(vector_fields))
+        columns = arrow.drop_columns(list(vector_fields)).combine_chunks()  # fast take()
         codes = {name: _codes(m) for name, m in vectors.items() if len(m) >= CODES_MIN_ROWS}
         codes = {name: c for name, c in codes.items() if c is not None}
         nbytes = int(columns.nbytes) + sum(int(v.nbytes) for v in vectors.values())
@@ -137,7 +138,10 @@ class HotTable:
         else:
             assert isinstance(keep, np.ndarray)
             candidates = np.flatnonzero(keep)
-            scores = matrix[candidates] @ query if len(candidates) else np.empty(0, np.float32)
+            if len(candidates) * GATHER_BELOW > len(matrix):  # gathering would copy more
+                scores = (matrix @ query)[candidates]
+            else:
+                scores = matrix[candidates] @ query if len(candidates) else np.empty(0, np.float32)
         k = min(k, len(scores))
         if k <= 0:
             return []
