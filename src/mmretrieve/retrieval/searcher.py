@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import os
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor, wait
+from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import Future, wait
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +16,7 @@ from ..encoders.base import ImageTextEncoder, TextEncoder, input_edge
 from ..errors import UsageError
 from ..store.base import ARTICLES, Row, Store
 from ..types import Article, ArticleResult, Hit, ImageInput, Query, SearchResult
+from .batching import QueryEncoders
 from .calibration import Background, Null
 from .fusion import Fused, fuse_explained
 from .grouping import group_by_article
@@ -28,7 +28,6 @@ from .weights import resolve_weights
 # zscore-family lost up to 25, and on squad_dev it ranks like zscore-family (docs/QUALITY.md).
 DEFAULT_METHOD = "calibrated"
 MIN_DEPTH = 50  # candidates each route fetches, at least
-ENCODE_WORKERS = 4  # a query's second and third model run here (two queries at a time)
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +62,8 @@ class Searcher:
         self.max_image_bytes = max_image_bytes
         self.default_weights = default_weights
         self.background = Background(store)
+        self._encoders: QueryEncoders | None = None
+        self._encoders_lock = threading.Lock()
 
     def _decode(self, image: ImageInput) -> Any:
         from PIL import Image as PILImageModule
@@ -88,24 +89,45 @@ class Searcher:
             image = PILImageModule.new("RGB", (64, 64), (128, 128, 128))
         self.search(Query(text="warm up", image=image), SearchOptions(k=1))
 
+    @property
+    def encoders(self) -> QueryEncoders:
+        if self._encoders is None:
+            with self._encoders_lock:
+                if self._encoders is None:
+                    self._encoders = QueryEncoders(self.text_encoder, self.image_encoder)
+        return self._encoders
+
     def encode(self, query: Query, timings: dict[str, float]) -> QueryVectors:
-        """Each model the query needs runs at once with the others (the runtimes release the
-        GIL), so a text query waits for the slower of its two text models, not for both."""
+        """Each model the query needs runs on its own batcher (batching.py), at once with the
+        others and with other searches' queries that arrive together."""
         text = query.text.strip() if query.text and query.text.strip() else None
         if query.image is not None and self.image_encoder is None:
             raise UsageError(
                 "this index was built without an image model, so it cannot search by image"
             )
-        image_encoder = self.image_encoder
-        jobs: dict[str, Callable[[], np.ndarray]] = {}
+        encoders = self.encoders
+        jobs: dict[str, Future[np.ndarray]] = {}
+        start = time.perf_counter()
+
+        def timed(name: str, job: Future[np.ndarray]) -> None:
+            jobs[name] = job
+
         if text is not None:
-            jobs["encode_text_ms"] = lambda: self.text_encoder.encode_queries([text])[0]
-            if image_encoder is not None:
-                jobs["encode_clip_text_ms"] = lambda: image_encoder.encode_texts([text])[0]
-        if query.image is not None and image_encoder is not None:
-            image = query.image
-            jobs["encode_image_ms"] = lambda: image_encoder.encode_images([self._decode(image)])[0]
-        vectors = run_timed(jobs, timings)
+            timed("encode_text_ms", encoders.text.submit(text))
+            if encoders.clip_text is not None:
+                timed("encode_clip_text_ms", encoders.clip_text.submit(text))
+        if query.image is not None and encoders.clip_image is not None:
+            try:
+                picture = self._decode(query.image)
+            except BaseException:
+                wait(list(jobs.values()))
+                raise
+            timings["decode_image_ms"] = (time.perf_counter() - start) * 1000
+            timed("encode_image_ms", encoders.clip_image.submit(picture))
+        wait(list(jobs.values()))
+        vectors = {name: job.result() for name, job in jobs.items()}  # the first error raises
+        for name, job in jobs.items():
+            timings[name] = (getattr(job, "finished_at", time.perf_counter()) - start) * 1000
         return QueryVectors(
             text=text,
             bge=vectors.get("encode_text_ms"),
@@ -157,53 +179,6 @@ class Searcher:
         return SearchResult(
             hits=hits[: options.k], articles=grouped, timings=timings, routes=status
         )
-
-
-def run_timed(
-    jobs: Mapping[str, Callable[[], np.ndarray]], timings: dict[str, float]
-) -> dict[str, np.ndarray]:
-    """Run ``jobs`` at once (the first here, the rest on the encoder threads); each one's
-    milliseconds go into ``timings`` under its name. The first job to fail raises."""
-
-    def timed(name: str, job: Callable[[], np.ndarray]) -> np.ndarray:
-        start = time.perf_counter()
-        try:
-            return job()
-        finally:
-            timings[name] = (time.perf_counter() - start) * 1000
-
-    names = list(jobs)
-    if len(names) <= 1:
-        return {name: timed(name, jobs[name]) for name in names}
-    pool = _encode_pool()
-    futures = [pool.submit(timed, name, jobs[name]) for name in names[1:]]
-    try:
-        first = timed(names[0], jobs[names[0]])
-        return {names[0]: first, **{n: f.result() for n, f in zip(names[1:], futures, strict=True)}}
-    finally:
-        wait(futures)
-
-
-_pool: ThreadPoolExecutor | None = None
-_pool_lock = threading.Lock()
-
-
-def _encode_pool() -> ThreadPoolExecutor:
-    """Threads for a query's second and third model, shared by every search in the process."""
-    global _pool
-    with _pool_lock:
-        if _pool is None:
-            _pool = ThreadPoolExecutor(ENCODE_WORKERS, thread_name_prefix="mmretrieve-encode")
-        return _pool
-
-
-def _forget_pool() -> None:
-    global _pool, _pool_lock
-    _pool, _pool_lock = None, threading.Lock()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_forget_pool)
 
 
 def rank(

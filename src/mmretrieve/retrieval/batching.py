@@ -1,0 +1,113 @@
+"""Queries that arrive together are encoded together.
+
+Each query model function (bge for queries, CLIP for texts, CLIP for images) gets one
+``Batcher``: a thread that takes what is waiting and runs it as one batch. It never waits for a
+batch to fill: a lone query starts at once, and queries that arrive while a batch runs form the
+next one. So one search at a time costs a thread hand-off (tens of microseconds), and many at once
+cost far less per query than one model call each (docs/BENCHMARKS.md, load test). At query time
+each model function is only called from its own batcher's thread, so a tokenizer that is not safe
+to share between threads never is; and the functions have threads of their own, so a slow batch
+of images does not hold up text queries.
+
+A batch that fails is run again one item at a time, so one bad query fails alone.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from typing import Any, Generic, TypeVar
+
+import numpy as np
+
+T = TypeVar("T")
+
+
+class Batcher(Generic[T]):
+    """``submit(item)`` -> a Future of ``fn([item, ...])[i]``, batched with what else waits; a
+    Future answered holds ``finished_at`` (``time.perf_counter()`` when its batch ended)."""
+
+    def __init__(self, fn: Callable[[Sequence[T]], np.ndarray], max_batch: int, name: str):
+        self.fn = fn
+        self.max_batch = max(1, int(max_batch))
+        self.name = name
+        self._queue: queue.SimpleQueue[tuple[T, Future[np.ndarray]]] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._pid = os.getpid()
+        self.batches = 0  # batches run, and items in them (tests, benchmarks)
+        self.items = 0
+
+    def submit(self, item: T) -> Future[np.ndarray]:
+        done: Future[np.ndarray] = Future()
+        self._start()
+        self._queue.put((item, done))
+        return done
+
+    def __call__(self, item: T) -> np.ndarray:
+        return self.submit(item).result()
+
+    def _start(self) -> None:
+        with self._lock:
+            if self._pid != os.getpid():  # a forked child has the queue but not the thread
+                self._queue, self._thread, self._pid = queue.SimpleQueue(), None, os.getpid()
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(
+                    target=self._serve, name=f"mmretrieve-batch-{self.name}", daemon=True
+                )
+                self._thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            batch = [self._queue.get()]
+            while len(batch) < self.max_batch:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            self._run(batch)
+
+    def _run(self, batch: list[tuple[T, Future[np.ndarray]]]) -> None:
+        live = [(item, done) for item, done in batch if done.set_running_or_notify_cancel()]
+        if not live:
+            return
+        self.batches += 1
+        self.items += len(live)
+        try:
+            rows = self.fn([item for item, _ in live])
+        except BaseException as exc:  # noqa: BLE001 - handed to the callers
+            if len(live) == 1:
+                live[0][1].set_exception(exc)
+                return
+            for item, done in live:  # find the one that fails; the others still get answers
+                try:
+                    row = self.fn([item])[0]
+                except BaseException as one:  # noqa: BLE001
+                    done.set_exception(one)
+                else:
+                    done.finished_at = time.perf_counter()  # type: ignore[attr-defined]
+                    done.set_result(row)
+            return
+        finished = time.perf_counter()
+        for (_, done), row in zip(live, rows, strict=True):
+            done.finished_at = finished  # type: ignore[attr-defined]
+            done.set_result(row)
+
+
+class QueryEncoders:
+    """The batchers of one searcher's models, made on first use."""
+
+    TEXT_BATCH = 32
+    IMAGE_BATCH = 8  # a batch of images takes long: later queries wait for at most this many
+
+    def __init__(self, text_encoder: Any, image_encoder: Any) -> None:
+        self.text = Batcher(text_encoder.encode_queries, self.TEXT_BATCH, "text")
+        self.clip_text: Batcher[str] | None = None
+        self.clip_image: Batcher[Any] | None = None
+        if image_encoder is not None:
+            self.clip_text = Batcher(image_encoder.encode_texts, self.TEXT_BATCH, "clip-text")
+            self.clip_image = Batcher(image_encoder.encode_images, self.IMAGE_BATCH, "clip-image")
