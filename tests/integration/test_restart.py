@@ -119,7 +119,8 @@ def _server(action: str) -> None:
 @pytest.mark.slow
 def test_a_milvus_server_restarted_between_index_and_search(tmp_path: Path) -> None:
     address = _milvus_address()
-    uri = f"milvus://{address}/restart_{uuid.uuid4().hex[:8]}"
+    name = f"restart_{uuid.uuid4().hex[:8]}"
+    uri = f"milvus://{address}/{name}"
     corpus = _corpus(tmp_path / "corpus")
     done = _cli("index", str(corpus), "--index", uri, "--no-progress")
     assert done.returncode == 0, done.stderr[-3000:]
@@ -136,6 +137,10 @@ def test_a_milvus_server_restarted_between_index_and_search(tmp_path: Path) -> N
         assert [a["article"]["id"] for a in after["articles"]] == [
             a["article"]["id"] for a in before["articles"]
         ]
+        # This server brings its collections back loaded; one that does not (or an operator
+        # who released them) leaves them released, which a reader must load (issue 15 bug 1).
+        assert _release(address, name) >= 4
+        assert _ranking(_search(uri)) == _ranking(before)
         info = _cli("info", "--index", uri, "--json")
         assert info.returncode == 0, info.stderr[-3000:]
         assert json.loads(info.stdout)["counts"]["articles"] == len(SAMPLE_ARTICLES)
@@ -143,6 +148,22 @@ def test_a_milvus_server_restarted_between_index_and_search(tmp_path: Path) -> N
         if not _answers(address):  # leave the server running for the tests after this one
             _server("start")
         _drop(uri)
+
+
+def _release(address: str, prefix: str) -> int:
+    """Release every collection of the index at ``prefix`` (a plain pymilvus client); how many."""
+    from pymilvus import MilvusClient
+
+    client = MilvusClient(uri=f"http://{address}", timeout=30)
+    try:
+        names = [n for n in client.list_collections() if n.startswith(f"{prefix}_")]
+        for collection in names:
+            client.release_collection(collection)
+            state = client.get_load_state(collection)["state"].name
+            assert state == "NotLoad", (collection, state)
+        return len(names)
+    finally:
+        client.close()
 
 
 def _drop(uri: str) -> None:
