@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import datetime as _dt
+import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,8 @@ class Index:
         self._searcher: Any = None
         # What runtime="auto" optimises the encoders for when they are first loaded.
         self._workload = "query"
+        # Searches from many threads (a server) load each model and the searcher once.
+        self._loading = threading.RLock()
 
     # -- opening ----------------------------------------------------------------------------
     @classmethod
@@ -137,6 +140,12 @@ class Index:
     # -- models (loaded on first use) -------------------------------------------------------
     @property
     def text_encoder(self) -> Any:
+        if self._text_encoder is not None:
+            return self._text_encoder
+        with self._loading:
+            return self._load_text_encoder()
+
+    def _load_text_encoder(self) -> Any:
         if self._text_encoder is None:
             from .encoders import load_text_encoder
 
@@ -152,6 +161,12 @@ class Index:
 
     @property
     def image_encoder(self) -> Any:
+        if self._image_encoder is not None or not self.settings.image_model:
+            return self._image_encoder
+        with self._loading:
+            return self._load_image_encoder()
+
+    def _load_image_encoder(self) -> Any:
         if self._image_encoder is None and self.settings.image_model:
             from .encoders import load_image_encoder
 
@@ -213,6 +228,12 @@ class Index:
     # -- reading ----------------------------------------------------------------------------
     @property
     def searcher(self) -> Any:
+        if self._searcher is not None:
+            return self._searcher
+        with self._loading:
+            return self._make_searcher()
+
+    def _make_searcher(self) -> Any:
         if self._searcher is None:
             from .retrieval.searcher import Searcher
 

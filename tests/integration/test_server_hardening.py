@@ -42,6 +42,7 @@ from mmretrieve.interfaces.http_guard import guarded_protocol  # noqa: E402
 
 SECRET = "root:x:0:0:SECRET-OUTSIDE-THE-CORPUS"
 TIMEOUT = 1.0  # the server's request timeout in these tests, seconds
+SLOTS = 2  # searches at once (create_app's max_concurrent)
 MAX_UPLOAD = 50_000
 MAX_PIXELS = 250_000
 
@@ -155,6 +156,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         max_pixels=MAX_PIXELS,
         thumbnail_cache_dir=str(base / "thumbs"),
         request_timeout=TIMEOUT,
+        max_concurrent=SLOTS,
     )
     with serving(app) as port:
         yield Server(base, corpus, index, port, report, secret_png)
@@ -342,24 +344,52 @@ def test_a_body_that_never_comes_gets_408(server: Server) -> None:
     assert _status(answer) == 408 and time.monotonic() - start < TIMEOUT + 3
 
 
-def test_a_search_that_cannot_start_in_time_gets_503(server: Server, monkeypatch) -> None:
+def _slow_searches(server: Server, monkeypatch, seconds: float) -> threading.Semaphore:
+    """Make every search take ``seconds`` longer; the semaphore is released as each starts."""
     real = server.index.search
-    started = threading.Event()
+    started = threading.Semaphore(0)
 
     def slow(*args, **kwargs):
-        started.set()
-        time.sleep(TIMEOUT * 2.5)
+        started.release()
+        time.sleep(seconds)
         return real(*args, **kwargs)
 
     monkeypatch.setattr(server.index, "search", slow)
+    return started
+
+
+def test_searches_are_answered_at_once_up_to_the_slots(server: Server, monkeypatch) -> None:
+    _slow_searches(server, monkeypatch, 1.5)
+    statuses: list[int] = []
+    begin = time.monotonic()
+    threads = [
+        threading.Thread(target=lambda: statuses.append(server.post_json({"text": "bat"})[0]))
+        for _ in range(SLOTS)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(20)
+    assert statuses == [200] * SLOTS
+    assert time.monotonic() - begin < 1.5 * SLOTS - 0.5  # not one after another
+
+
+def test_a_search_that_cannot_start_in_time_gets_503(server: Server, monkeypatch) -> None:
+    started = _slow_searches(server, monkeypatch, TIMEOUT * 2.5)
     first: list[int] = []
-    thread = threading.Thread(target=lambda: first.append(server.post_json({"text": "bat"})[0]))
-    thread.start()
-    assert started.wait(10)
+    threads = [
+        threading.Thread(target=lambda: first.append(server.post_json({"text": "bat"})[0]))
+        for _ in range(SLOTS)
+    ]
+    for thread in threads:
+        thread.start()
+    for _ in range(SLOTS):
+        assert started.acquire(timeout=10)  # every slot is taken
     status, answer = server.post_json({"text": "tomato"})
-    thread.join(20)
+    for thread in threads:
+        thread.join(20)
     assert status == 503 and b"busy" in answer and b"retry-after: 1" in answer.lower()
-    assert first == [200]
+    assert first == [200] * SLOTS
 
 
 # -------------------------------------------------------------------------- no fetching

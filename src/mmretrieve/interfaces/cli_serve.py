@@ -9,6 +9,7 @@ import click
 from ..config import ENV_DEVICE, ENV_INDEX, settings_from_env
 from ..errors import MMRetrieveError, require
 from .http import (
+    DEFAULT_MAX_CONCURRENT,
     DEFAULT_MAX_K,
     DEFAULT_MAX_PIXELS,
     DEFAULT_MAX_UPLOAD_BYTES,
@@ -106,7 +107,21 @@ LOOPBACK = {"127.0.0.1", "::1", "localhost"}
     default=DEFAULT_REQUEST_TIMEOUT,
     show_default=True,
     help="Seconds a client has to send its request headers, then its body, and a search may "
-    "wait for the one before it (then 408 or 503; slow clients are disconnected).",
+    "wait for a free slot (then 408 or 503; slow clients are disconnected).",
+)
+@click.option(
+    "--max-concurrent",
+    type=click.IntRange(1, 1024),
+    default=DEFAULT_MAX_CONCURRENT,
+    show_default=True,
+    help="Searches answered at once (one copy of each model serves them all; queries that "
+    "arrive together are encoded in one batch).",
+)
+@click.option(
+    "--no-warm",
+    is_flag=True,
+    help="Start without loading the models and holding the tables first (the first searches "
+    "are then slower).",
 )
 @click.option(
     "--device",
@@ -134,6 +149,8 @@ def serve_cmd(
     thumbnail_cache: Path | None,
     thumbnail_cache_bytes: int,
     request_timeout: float,
+    max_concurrent: int,
+    no_warm: bool,
     device: str | None,
     log_level: str,
 ) -> None:
@@ -166,7 +183,12 @@ def serve_cmd(
             thumbnail_cache_dir=str(thumbnail_cache) if thumbnail_cache else None,
             thumbnail_cache_bytes=thumbnail_cache_bytes,
             request_timeout=request_timeout,
+            max_concurrent=max_concurrent,
         )
+        if not no_warm:
+            click.echo("mmretrieve: loading the query models and holding the tables...", err=True)
+            ready = index.warm()
+            click.echo(f"mmretrieve: ready in {ready['seconds']} s", err=True)
     except MMRetrieveError as exc:
         click.echo(f"error: {exc}", err=True)
         raise SystemExit(exc.exit_code) from None

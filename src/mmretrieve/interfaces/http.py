@@ -76,6 +76,10 @@ DEFAULT_MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 DEFAULT_MAX_PIXELS = 40_000_000
 DEFAULT_MAX_K = 100
 DEFAULT_REQUEST_TIMEOUT = 30.0
+# Searches answered at once. Their models run on shared batchers (retrieval/batching.py) and
+# their store reads on a shared pool, so more at once adds batching, not model copies; past this
+# many a request waits (up to request_timeout, then 503), which keeps memory bounded.
+DEFAULT_MAX_CONCURRENT = 16
 _FORM_SLACK = 64 * 1024  # multipart boundaries and text fields around an uploaded image
 UI_ASSETS = {
     "index.html": "text/html; charset=utf-8",
@@ -104,6 +108,7 @@ def create_app(
     thumbnail_cache_dir: str | None = None,
     thumbnail_cache_bytes: int = DEFAULT_MAX_BYTES,
     request_timeout: float = DEFAULT_REQUEST_TIMEOUT,
+    max_concurrent: int = DEFAULT_MAX_CONCURRENT,
 ) -> "FastAPI":
     """A FastAPI app serving ``index``: the search API, item and thumbnail endpoints, and the page.
 
@@ -114,7 +119,8 @@ def create_app(
     ``thumbnail_size`` pixels on their longest side, cached in ``thumbnail_cache_dir`` (a private
     temporary directory by default) holding at most ``thumbnail_cache_bytes``.
     ``request_timeout``: seconds a client has to send a request body (408 after it), and a
-    search may wait for the one before it to finish (503 after it).
+    search may wait for a free slot (503 after it). ``max_concurrent``: searches answered at
+    once; the process holds one copy of each model whatever this is.
     """
     require("fastapi", "server")
     require("multipart", "server", "python-multipart")
@@ -132,7 +138,13 @@ def create_app(
         max_bytes=thumbnail_cache_bytes,
         max_pixels=index.settings.max_image_pixels,
     )
-    search_lock = threading.Lock()  # models and store handles are shared; one query at a time
+    if (
+        isinstance(max_concurrent, bool)
+        or not isinstance(max_concurrent, int)
+        or max_concurrent < 1
+    ):
+        raise ValueError(f"max_concurrent must be a whole number >= 1, got {max_concurrent!r}")
+    slots = threading.BoundedSemaphore(max_concurrent)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -271,13 +283,14 @@ def create_app(
         )
 
     def locked(work: Callable[[], T]) -> T:
-        # Queries run one at a time; one that cannot start in time is refused, not queued forever.
-        if not search_lock.acquire(timeout=request_timeout):
+        # Up to max_concurrent searches at once; one that cannot start in time is refused, not
+        # queued forever.
+        if not slots.acquire(timeout=request_timeout):
             raise HTTPProblem(503, "the server is busy: try again", {"Retry-After": "1"})
         try:
             return work()
         finally:
-            search_lock.release()
+            slots.release()
 
     edge: list[int | None] = []  # the image model's input edge, once known
 
