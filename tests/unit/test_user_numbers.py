@@ -13,7 +13,7 @@ from mmretrieve.retrieval.weights import parse_weights, resolve_weights
 from mmretrieve.types import Query
 
 
-@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf, "0.5", True, None])
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf, "0.5", True, None, 1e308, -1])
 def test_weights_must_be_finite_numbers(bad) -> None:
     with pytest.raises(UsageError, match="text->passage:bm25"):
         resolve_weights({"text->passage:bm25": bad})
@@ -22,6 +22,15 @@ def test_weights_must_be_finite_numbers(bad) -> None:
 def test_parsed_weights_refuse_nan() -> None:
     with pytest.raises(UsageError):
         resolve_weights(parse_weights(["text->passage:bm25=nan"]))
+
+
+def test_huge_weights_are_refused_as_over_http() -> None:
+    """1e308 made every fused score Infinity or NaN; the bound is the HTTP schema's."""
+    from mmretrieve.interfaces.http_params import MAX_WEIGHT
+
+    assert resolve_weights({"text->passage:bm25": MAX_WEIGHT})["text->passage:bm25"] == MAX_WEIGHT
+    with pytest.raises(UsageError, match="from 0 to 1e"):
+        resolve_weights(parse_weights(["text->passage:bm25=1e308"]))
 
 
 def test_lone_surrogates_become_replacement_characters() -> None:

@@ -27,6 +27,7 @@ from ..errors import (
     UsageError,
 )
 from ..retrieval.fusion import METHODS
+from ..retrieval.weights import MAX_WEIGHT  # http_schema declares it; Python and CLI refuse more
 from ..types import valid_unicode
 from .render import result_dict
 
@@ -35,7 +36,6 @@ if TYPE_CHECKING:
 
 FUSION_METHODS = METHODS
 FILTER_KEYS = ("article_ids",)
-MAX_WEIGHT = 1e6  # the largest route weight a request may give (http_schema declares it too)
 
 
 class HTTPProblem(Exception):

@@ -28,7 +28,6 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
-from statistics import fmean, pstdev
 from typing import TypeVar
 
 from . import weights as R
@@ -53,9 +52,16 @@ def _minmax(items: Ranked[K], k: int) -> dict[K, float]:
     return {key: (s - lo) / (hi - lo) for key, s in items}
 
 
+def _mean_sd(scores: list[float]) -> tuple[float, float]:
+    """Mean and population standard deviation in floats (statistics.pstdev computes in exact
+    fractions: a tenth of a search's time, for digits nothing reads)."""
+    mu = math.fsum(scores) / len(scores)
+    return mu, math.sqrt(math.fsum((s - mu) ** 2 for s in scores) / len(scores))
+
+
 def _zscore(items: Ranked[K], k: int) -> dict[K, float]:
     scores = [s for _, s in items]
-    mu, sigma = fmean(scores), pstdev(scores)
+    mu, sigma = _mean_sd(scores)
     if sigma < 1e-12:
         return {key: 1.0 for key, _ in items}
     return {key: (s - mu) / sigma for key, s in items}
@@ -72,7 +78,7 @@ def _dbsf(items: Ranked[K], k: int) -> dict[K, float]:
     Equal scores all sit at the mean, which this scale puts at 0.5 (1.0 would make raising one
     of them lower its fused score: not monotonic)."""
     scores = [s for _, s in items]
-    mu, sigma = fmean(scores), pstdev(scores)
+    mu, sigma = _mean_sd(scores)
     if sigma < 1e-12:
         return {key: 0.5 for key, _ in items}
     lo, hi = mu - 3 * sigma, mu + 3 * sigma

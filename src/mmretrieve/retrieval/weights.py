@@ -37,6 +37,9 @@ ALL_ROUTES = TEXT_ROUTES + IMAGE_ROUTES
 #   less than image->image. The two that compare the picture with text in CLIP space (0.1 each)
 #   could only be measured with random CLIP weights, where they are noise; with 0.3/0.2 they
 #   cost photo queries 3-4 points. Measure again with real CLIP weights before raising them.
+# Weights are relative; a huge one (1e308) overflows fused scores to Infinity and NaN.
+MAX_WEIGHT = 1e6
+
 DEFAULT_WEIGHTS: Mapping[str, float] = {
     TEXT_PASSAGE_DENSE: 1.0,
     TEXT_PASSAGE_BM25: 1.0,
@@ -77,8 +80,10 @@ def resolve_weights(
             )
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise UsageError(f"weight for {key!r} must be a number, got {value!r}")
-        if not math.isfinite(value) or value < 0:
-            raise UsageError(f"weight for {key!r} must be a finite number >= 0, got {value}")
+        if not math.isfinite(value) or not 0 <= value <= MAX_WEIGHT:
+            raise UsageError(
+                f"weight for {key!r} must be a number from 0 to {MAX_WEIGHT:g}, got {value}"
+            )
     for name in ALL_ROUTES:
         if name in overrides:
             resolved[name] = float(overrides[name])
