@@ -358,11 +358,14 @@ def encoder_latency(repeat: int) -> list[dict[str, Any]]:
         ("torch", "bf16"),
         ("onnx", "fp32"),
         ("onnx", "int8"),
+        ("openvino", "fp32"),
+        ("openvino", "bf16"),
     ]:
         if precision == "bf16" and not cpu_supports_bf16():
             continue
-        text = load_text_encoder(str(text_dir), runtime=runtime, precision=precision)
-        clip = load_image_encoder(str(clip_dir), runtime=runtime, precision=precision)
+        options = {"runtime": runtime, "precision": precision, "workload": "query"}
+        text = load_text_encoder(str(text_dir), **options)
+        clip = load_image_encoder(str(clip_dir), **options)
         q = "who played the batman in the 1989 film"  # 12 tokens with [CLS]/[SEP]
         rows.append(
             {

@@ -52,6 +52,12 @@ def _minmax(items: Ranked[K], k: int) -> dict[K, float]:
     return {key: (s - lo) / (hi - lo) for key, s in items}
 
 
+def descending(score: float) -> float:
+    """Sort key, best first, blind to the last bits of a float: two stores (or two ways of
+    computing the same dot product) can differ there, and must still order ties alike (by key)."""
+    return -round(score, 9)
+
+
 def _mean_sd(scores: list[float]) -> tuple[float, float]:
     """Mean and population standard deviation in floats (statistics.pstdev computes in exact
     fractions: a tenth of a search's time, for digits nothing reads)."""
@@ -292,7 +298,7 @@ def fuse_explained(
 
         raise UsageError(f"unknown fusion method {method!r}; choose one of {', '.join(METHODS)}")
     scored = [(key, sum(bucket.values()), bucket) for key, bucket in parts.items()]
-    scored.sort(key=lambda t: (-t[1], str(t[0])))
+    scored.sort(key=lambda t: (descending(t[1]), str(t[0])))
     return [
         Fused(key, score, dict(bucket), confidence.get(key) if confidence else None)
         for key, score, bucket in scored

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 
 from ..types import Article, ArticleResult, Hit
+from .fusion import descending
 
 # An article's score is its best items' scores, each counting half as much as the one before:
 # one excellent item beats several mediocre ones, and agreement between items still helps.
@@ -51,7 +52,7 @@ def group_by_article(
             (article_score([h.score for h in group]), article_id)
             for article_id, group in items.items()
         ),
-        key=lambda t: (-t[0], t[1]),
+        key=lambda t: (descending(t[0]), t[1]),
     )
     results: list[ArticleResult] = []
     for score, article_id in scored:
