@@ -278,3 +278,42 @@ def test_onnx_indexes_and_searches_without_torch(tiny_text_onnx, tiny_clip_onnx,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.strip() == "ok float32"  # auto: ONNX fp32 when torch is absent
+
+
+FIRST_CALLS_AT_ONCE = """
+import sys, threading
+from mmretrieve.encoders import load_image_encoder, load_text_encoder
+text = load_text_encoder(sys.argv[1], runtime="openvino", precision="fp32", workload="query")
+clip = load_image_encoder(sys.argv[2], runtime="openvino", precision="fp32", workload="query")
+start = threading.Barrier(3)
+def one(fn):
+    start.wait()
+    fn(["who is batman"])
+jobs = [threading.Thread(target=one, args=(f,)) for f in (text.encode_queries, clip.encode_texts)]
+jobs.append(threading.Thread(target=lambda: (start.wait(), text.encode_documents(["x y"]))))
+for job in jobs:
+    job.start()
+for job in jobs:
+    job.join(30)
+print("hung" if any(job.is_alive() for job in jobs) else "ok", flush=True)
+import os
+os._exit(0)
+"""
+
+
+def test_openvino_first_calls_from_threads_at_once_do_not_hang(
+    tiny_text_onnx, tiny_clip_onnx
+) -> None:
+    """The batchers' first queries reach OpenVINO from several threads at once; its binding's
+    first NumPy lookup deadlocked there (encoders/openvino.py). Fresh processes, each racing."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(SRC), env.get("PYTHONPATH")) if p)
+    for _ in range(4):
+        result = subprocess.run(
+            [sys.executable, "-c", FIRST_CALLS_AT_ONCE, str(tiny_text_onnx), str(tiny_clip_onnx)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert result.stdout.strip() == "ok", result.stderr[-2000:]

@@ -40,17 +40,34 @@ class _Input:
         self.name = name
 
 
+_numpy_ready = threading.Lock()
+_numpy_done = False
+
+
+def _prepare_numpy_bridge(ov: Any) -> None:
+    """Make OpenVINO's Python binding look up NumPy's C API once, here, in one thread. Its first
+    lookup runs under a once-flag that deadlocks when two threads reach it together (seen with
+    the bge and CLIP-text batchers' first queries: both threads stuck in pybind11's
+    gil_safe_call_once_and_store<npy_api>, the process hung)."""
+    global _numpy_done
+    with _numpy_ready:
+        if not _numpy_done:
+            np.asarray(ov.Tensor(np.zeros(1, dtype=np.float32)).data)
+            _numpy_done = True
+
+
 class OpenVinoSession:
     """A compiled OpenVINO model with the two methods the ONNX encoders call on a session.
     Each thread gets its own infer request, so concurrent calls do not share state."""
 
     def __init__(self, path: Path, precision: str, threads: int | None) -> None:
         ov = require("openvino", "openvino")
+        _prepare_numpy_bridge(ov)
         config: dict[str, Any] = {
             "INFERENCE_PRECISION_HINT": _HINTS[precision],
             "PERFORMANCE_HINT": "LATENCY",
         }
-        threads = threads or int(os.environ.get(ENV_THREADS, "0") or 0)
+        threads = int(os.environ.get(ENV_THREADS, "0") or 0) or threads
         if threads:
             config["INFERENCE_NUM_THREADS"] = threads
         try:

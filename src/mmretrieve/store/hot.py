@@ -191,6 +191,11 @@ def _is_text(arrow_type: Any) -> bool:
     return bool(pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type))
 
 
+def _set(event: threading.Event) -> threading.Event:
+    event.set()
+    return event
+
+
 @dataclass
 class _Entry:
     table: HotTable | None = None
@@ -200,6 +205,7 @@ class _Entry:
     checked_at: float = 0.0
     stale: bool = False
     generation: int = 0  # bumped by every write: a load begun before it must not be kept
+    idle: threading.Event = field(default_factory=lambda: _set(threading.Event()))  # no load runs
 
 
 class HotTables:
@@ -254,14 +260,19 @@ class HotTables:
                 entry.generation += 1
 
     def warm(self, tables: Sequence[str]) -> None:
-        """Load ``tables`` now (those the budget allows), in this thread."""
+        """Load ``tables`` now (those the budget allows), in this thread; a load already under
+        way is waited for."""
         for name in tables:
             with self._lock:
                 entry = self._entries.setdefault(name, _Entry())
-                if entry.loading:
-                    continue
-                entry.loading = True
-            self._load(name, entry)
+                running = entry.loading
+                if not running:
+                    entry.loading = True
+                    entry.idle.clear()
+            if running:
+                entry.idle.wait()
+            else:
+                self._load(name, entry)
 
     def held(self) -> dict[str, int]:
         """Rows of each table held now."""
@@ -284,6 +295,8 @@ class HotTables:
             if held is None and not entry.loading and entry.reads >= LOAD_AFTER:
                 start = now - entry.loaded_at >= RELOAD_S or not entry.stale
                 entry.loading = start
+                if start:
+                    entry.idle.clear()
         if check and held is not None and self._version(table) != held.version:
             self.drop(table)
             held = None
@@ -315,6 +328,7 @@ class HotTables:
                 entry.checked_at = entry.loaded_at
                 if loaded is not None and entry.generation == generation:
                     entry.table, entry.stale = loaded, False
+                entry.idle.set()
 
 
 def vector_fields_of(arrow_schema: Any) -> list[str]:
