@@ -68,6 +68,7 @@ class HotTable:
     codes: dict[str, Any] = field(default_factory=dict)  # field -> faiss index of 8-bit codes
     _positions: dict[str, int] | None = None
     _arrays: dict[str, np.ndarray] = field(default_factory=dict)
+    _coded: dict[str, tuple[np.ndarray, dict[str, int]]] = field(default_factory=dict)
 
     @classmethod
     def of(cls, version: int, arrow: Any, vector_fields: Sequence[str]) -> HotTable:
@@ -113,13 +114,30 @@ class HotTable:
         for name, value in filter.items():
             if name not in names:
                 return False
-            column = self.array(name)
-            if isinstance(value, (bool, int, str)):
-                keep &= column == value
-            else:
-                wanted = list(value)
-                keep &= np.isin(column, np.asarray(wanted, dtype=object)) if wanted else False
+            if isinstance(value, (bool, int)):
+                keep &= self.array(name) == value
+                continue
+            # Strings compare as small integer codes: object comparisons over 100,000 rows took
+            # 30 ms per filtered search, integer ones a fraction of a millisecond.
+            codes, lookup = self.coded(name)
+            wanted = [value] if isinstance(value, str) else list(value)
+            found = [lookup[str(v)] for v in wanted if v is not None and str(v) in lookup]
+            keep &= np.isin(codes, np.asarray(found, dtype=codes.dtype)) if found else False
         return keep
+
+    def coded(self, name: str) -> tuple[np.ndarray, dict[str, int]]:
+        """A string column as integer codes (nulls: -1) and the code of each value."""
+        found = self._coded.get(name)
+        if found is None:
+            values = self.array(name)
+            present = np.array([v is not None for v in values], dtype=bool)
+            uniques, inverse = np.unique(values[present].astype(str), return_inverse=True)
+            codes = np.full(len(values), -1, dtype=np.int64)
+            codes[present] = inverse
+            found = self._coded.setdefault(
+                name, (codes, {str(u): i for i, u in enumerate(uniques.tolist())})
+            )
+        return found
 
     def search(
         self, field_name: str, vector: np.ndarray, k: int, filter: Filter | None, fields: list[str]
