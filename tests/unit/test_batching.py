@@ -151,3 +151,18 @@ def test_a_batch_gives_the_vectors_one_at_a_time_gives(tiny_text_model_dir, tiny
         together = fn(items)  # what a batcher runs for queries that wait together
         alone = np.concatenate([fn([i]) for i in items])
         np.testing.assert_allclose(together, alone, atol=1e-5)
+
+
+def test_warm_runs_each_query_model_and_holds_the_tables(tmp_path, fake_index: Index):
+    """What `mmretrieve serve` does before it listens (FAKE encoders)."""
+    corpus: Path = fake_index.corpus  # type: ignore[attr-defined]
+    index = Index.open(
+        tmp_path / "idx", text_encoder=FakeTextEncoder(), image_encoder=FakeClipEncoder()
+    )
+    index.add(corpus)
+    ready = index.warm()
+    assert ready["tables_held"] == {"articles": 3, "passages": 3, "images": 3}
+    encoders = index.searcher.encoders
+    assert encoders.text.items >= 2 and encoders.clip_text.items >= 2
+    assert encoders.clip_image.items == 2
+    index.close()

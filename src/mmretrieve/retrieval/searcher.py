@@ -80,14 +80,22 @@ class Searcher:
         )
 
     def warm(self) -> None:
-        """Run each query model once (first runs of a runtime are slow) and draw the
-        calibration backgrounds."""
+        """Run each query model (first runs of a runtime are slow), the image decoder and every
+        route twice, and draw the calibration backgrounds."""
+        import io
+
         from PIL import Image as PILImageModule
 
         image = None
         if self.image_encoder is not None:
-            image = PILImageModule.new("RGB", (64, 64), (128, 128, 128))
-        self.search(Query(text="warm up", image=image), SearchOptions(k=1))
+            pixels = np.random.default_rng(0).integers(0, 255, (240, 320, 3), dtype=np.uint8)
+            buffer = io.BytesIO()
+            PILImageModule.fromarray(pixels).save(buffer, "JPEG")
+            image = buffer.getvalue()  # decoded as an uploaded photo is
+        for _ in range(2):
+            self.search(Query(text="warm up"), SearchOptions(k=1))
+            if image is not None:
+                self.search(Query(text="warm up", image=image), SearchOptions(k=1))
 
     @property
     def encoders(self) -> QueryEncoders:
