@@ -31,6 +31,8 @@ _VERSIONED = (
     "torch",
     "transformers",
     "onnxruntime",
+    "openvino",
+    "faiss-cpu",
     "onnx",
     "tokenizers",
     "lancedb",
