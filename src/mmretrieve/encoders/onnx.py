@@ -17,12 +17,7 @@ import numpy as np
 from mmretrieve.encoders.base import TextEncoderMethods, l2_normalize
 from mmretrieve.encoders.preprocess import ClipPreprocess
 from mmretrieve.encoders.resolve import ResolvedModel, is_random_model, resolve_model
-from mmretrieve.encoders.runtime import (
-    DTYPE_NAMES,
-    onnx_file,
-    onnx_folder,
-    side_by_side_threads,
-)
+from mmretrieve.encoders.runtime import DTYPE_NAMES, onnx_file, onnx_folder
 from mmretrieve.encoders.text import _known, _read_json, read_pooling, read_query_instruction
 from mmretrieve.errors import ModelLoadError, ModelNotFoundError, UsageError, require
 from mmretrieve.types import valid_unicode
@@ -152,13 +147,11 @@ class OnnxTextEncoder(TextEncoderMethods):
         batch_size: int = 32,
         precision: str | None = None,
         threads: int | None = None,
-        workload: str = "query",  # queries: half the cores (runtime.side_by_side_threads)
+        workload: str = "query",  # unused: ONNX Runtime runs batches and queries alike
     ) -> None:
         self.precision, resolved, folder, config = _open_model(
             name_or_path, "text", device, self.file_precision(precision)
         )
-        if threads is None and workload == "query":
-            threads = side_by_side_threads()
         known = _known(resolved, config)
         self.pooling = read_pooling(resolved.path, known)
         self.query_instruction = read_query_instruction(resolved.path, query_instruction, known)
@@ -250,14 +243,11 @@ class OnnxClipEncoder:
         batch_size: int = 32,
         precision: str | None = None,
         threads: int | None = None,
-        workload: str = "query",  # queries: the text tower on half the cores
+        workload: str = "query",  # unused: ONNX Runtime runs batches and queries alike
     ) -> None:
         self.precision, resolved, folder, config = _open_model(
             name_or_path, "image", device, self.file_precision(precision)
         )
-        text_threads = threads
-        if threads is None and workload == "query":
-            text_threads = side_by_side_threads()
         text_cfg, vision_cfg = config.get("text_config") or {}, config.get("vision_config") or {}
         self.context_length = int(text_cfg.get("max_position_embeddings", 77))
         self.image_size = int(vision_cfg.get("image_size", 224))
@@ -268,7 +258,7 @@ class OnnxClipEncoder:
         text = onnx_file(folder, "clip_text", self.precision)
         assert vision is not None and text is not None
         self._vision = self.open_session(vision, threads)
-        self._text = self.open_session(text, text_threads)
+        self._text = self.open_session(text, threads)
         self.batch_size = batch_size
         self.device = "cpu"
         self.name = resolved.name

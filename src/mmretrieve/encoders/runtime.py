@@ -60,14 +60,6 @@ def cpu_supports_bf16() -> bool:
     return bool({"avx512_bf16", "amx_bf16"} & cpu_flags())
 
 
-def side_by_side_threads() -> int:
-    """Threads for each of a query's two text models (bge and CLIP's text tower), which run at
-    the same time: half the cores each. On 2 cores, one thread each side by side answered a text
-    query in about 9.5 ms with OpenVINO bf16, where two threads each took 20 ms side by side and
-    13.4 ms one after the other (docs/BENCHMARKS.md). The image tower keeps every core."""
-    return max(1, (os.cpu_count() or 2) // 2)
-
-
 def check_names(runtime: str, precision: str) -> None:
     if runtime not in RUNTIMES:
         raise UsageError(f"unknown runtime {runtime!r}; known: {', '.join(RUNTIMES)}")
