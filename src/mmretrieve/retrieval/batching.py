@@ -1,13 +1,13 @@
 """Queries that arrive together are encoded together.
 
-Each query model function (bge for queries, CLIP for texts, CLIP for images) gets one
+A query's text (bge, then CLIP's text tower) and its image (CLIP's image tower) each get one
 ``Batcher``: a thread that takes what is waiting and runs it as one batch. It never waits for a
 batch to fill: a lone query starts at once, and queries that arrive while a batch runs form the
 next one. So one search at a time costs a thread hand-off (tens of microseconds), and many at once
 cost far less per query than one model call each (docs/BENCHMARKS.md, load test). At query time
-each model function is only called from its own batcher's thread, so a tokenizer that is not safe
-to share between threads never is; and the functions have threads of their own, so a slow batch
-of images does not hold up text queries.
+each model function is only called from one batcher's thread, so a tokenizer that is not safe
+to share between threads never is; and images have a thread of their own, so a slow batch of
+images does not hold up text queries.
 
 A batch that fails is run again one item at a time, so one bad query fails alone.
 """
@@ -31,24 +31,24 @@ class Batcher(Generic[T]):
     """``submit(item)`` -> a Future of ``fn([item, ...])[i]``, batched with what else waits; a
     Future answered holds ``finished_at`` (``time.perf_counter()`` when its batch ended)."""
 
-    def __init__(self, fn: Callable[[Sequence[T]], np.ndarray], max_batch: int, name: str):
+    def __init__(self, fn: Callable[[Sequence[T]], Sequence[Any]], max_batch: int, name: str):
         self.fn = fn
         self.max_batch = max(1, int(max_batch))
         self.name = name
-        self._queue: queue.SimpleQueue[tuple[T, Future[np.ndarray]]] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[tuple[T, Future[Any]]] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._pid = os.getpid()
         self.batches = 0  # batches run, and items in them (tests, benchmarks)
         self.items = 0
 
-    def submit(self, item: T) -> Future[np.ndarray]:
-        done: Future[np.ndarray] = Future()
+    def submit(self, item: T) -> Future[Any]:
+        done: Future[Any] = Future()
         self._start()
         self._queue.put((item, done))
         return done
 
-    def __call__(self, item: T) -> np.ndarray:
+    def __call__(self, item: T) -> Any:
         return self.submit(item).result()
 
     def _start(self) -> None:
@@ -71,7 +71,7 @@ class Batcher(Generic[T]):
                     break
             self._run(batch)
 
-    def _run(self, batch: list[tuple[T, Future[np.ndarray]]]) -> None:
+    def _run(self, batch: list[tuple[T, Future[Any]]]) -> None:
         live = [(item, done) for item, done in batch if done.set_running_or_notify_cancel()]
         if not live:
             return
@@ -99,15 +99,23 @@ class Batcher(Generic[T]):
 
 
 class QueryEncoders:
-    """The batchers of one searcher's models, made on first use."""
+    """The batchers of one searcher's models, made on first use.
+
+    A text query's two models (bge, and CLIP's text tower when there is an image model) run one
+    after the other on one batcher: side by side on two cores they took longer than in turn
+    (OpenVINO bf16, 2-core AMD: about 25 ms each side by side against 10 ms for both in turn;
+    docs/BENCHMARKS.md). Images have their own batcher, so their batches do not hold up text."""
 
     TEXT_BATCH = 32
     IMAGE_BATCH = 8  # a batch of images takes long: later queries wait for at most this many
 
     def __init__(self, text_encoder: Any, image_encoder: Any) -> None:
-        self.text = Batcher(text_encoder.encode_queries, self.TEXT_BATCH, "text")
-        self.clip_text: Batcher[str] | None = None
-        self.clip_image: Batcher[Any] | None = None
+        def both(texts: Sequence[str]) -> list[tuple[np.ndarray, np.ndarray | None]]:
+            bge = text_encoder.encode_queries(texts)
+            clip = image_encoder.encode_texts(texts) if image_encoder is not None else None
+            return [(bge[i], None if clip is None else clip[i]) for i in range(len(texts))]
+
+        self.text: Batcher[str] = Batcher(both, self.TEXT_BATCH, "text")
+        self.image: Batcher[Any] | None = None
         if image_encoder is not None:
-            self.clip_text = Batcher(image_encoder.encode_texts, self.TEXT_BATCH, "clip-text")
-            self.clip_image = Batcher(image_encoder.encode_images, self.IMAGE_BATCH, "clip-image")
+            self.image = Batcher(image_encoder.encode_images, self.IMAGE_BATCH, "image")

@@ -42,6 +42,25 @@ class SearchOptions:
     min_score: float | None = None  # least confidence an item or article needs to be returned
 
 
+_blas_limited = False
+
+
+def limit_blas_threads() -> None:
+    """One BLAS thread in a searching process. A search's NumPy products are small (a query
+    against a 2,048-row background, pooling), and OpenBLAS's idle threads keep spinning after
+    each one, taking the cores from the model runtimes: at 100k passages a text query took 60 ms
+    with them and 34 ms with one BLAS thread (docs/BENCHMARKS.md). Process-wide, once, through
+    threadpoolctl."""
+    global _blas_limited
+    if not _blas_limited:
+        _blas_limited = True
+        try:
+            from threadpoolctl import threadpool_limits
+        except ImportError:  # pragma: no cover - a core dependency
+            return
+        threadpool_limits(limits=1, user_api="blas")
+
+
 class Searcher:
     """Encodes a query once per model, runs the routes, fuses and groups."""
 
@@ -62,6 +81,7 @@ class Searcher:
         self.max_image_bytes = max_image_bytes
         self.default_weights = default_weights
         self.background = Background(store)
+        limit_blas_threads()
         self._encoders: QueryEncoders | None = None
         self._encoders_lock = threading.Lock()
 
@@ -106,41 +126,33 @@ class Searcher:
         return self._encoders
 
     def encode(self, query: Query, timings: dict[str, float]) -> QueryVectors:
-        """Each model the query needs runs on its own batcher (batching.py), at once with the
-        others and with other searches' queries that arrive together."""
+        """The query's text and image run on their batchers (batching.py), at once with each
+        other and batched with other searches' queries that arrive together."""
         text = query.text.strip() if query.text and query.text.strip() else None
         if query.image is not None and self.image_encoder is None:
             raise UsageError(
                 "this index was built without an image model, so it cannot search by image"
             )
         encoders = self.encoders
-        jobs: dict[str, Future[np.ndarray]] = {}
+        jobs: dict[str, Future[Any]] = {}
         start = time.perf_counter()
-
-        def timed(name: str, job: Future[np.ndarray]) -> None:
-            jobs[name] = job
-
         if text is not None:
-            timed("encode_text_ms", encoders.text.submit(text))
-            if encoders.clip_text is not None:
-                timed("encode_clip_text_ms", encoders.clip_text.submit(text))
-        if query.image is not None and encoders.clip_image is not None:
+            jobs["encode_text_ms"] = encoders.text.submit(text)  # bge, then CLIP text
+        if query.image is not None and encoders.image is not None:
             try:
                 picture = self._decode(query.image)
             except BaseException:
                 wait(list(jobs.values()))
                 raise
             timings["decode_image_ms"] = (time.perf_counter() - start) * 1000
-            timed("encode_image_ms", encoders.clip_image.submit(picture))
+            jobs["encode_image_ms"] = encoders.image.submit(picture)
         wait(list(jobs.values()))
         vectors = {name: job.result() for name, job in jobs.items()}  # the first error raises
         for name, job in jobs.items():
             timings[name] = (getattr(job, "finished_at", time.perf_counter()) - start) * 1000
+        bge, clip_text = vectors.get("encode_text_ms", (None, None))
         return QueryVectors(
-            text=text,
-            bge=vectors.get("encode_text_ms"),
-            clip_text=vectors.get("encode_clip_text_ms"),
-            clip_image=vectors.get("encode_image_ms"),
+            text=text, bge=bge, clip_text=clip_text, clip_image=vectors.get("encode_image_ms")
         )
 
     def search(self, query: Query, options: SearchOptions = SearchOptions()) -> SearchResult:
