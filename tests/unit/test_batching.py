@@ -29,13 +29,20 @@ def _gate_fn(calls: list[list[str]], gate: threading.Event):
     return fn
 
 
-def test_items_waiting_behind_a_running_batch_go_together():
+def _busy(max_batch: int):
+    """A batcher whose first batch ("first") is running, held on a gate: (batcher, calls, gate,
+    the first item's future)."""
     calls: list[list[str]] = []
     gate = threading.Event()
-    batcher = Batcher(_gate_fn(calls, gate), max_batch=8, name="t")
+    batcher = Batcher(_gate_fn(calls, gate), max_batch=max_batch, name="t")
     first = batcher.submit("first")
-    while not calls:  # the first batch is running (blocked on the gate)
+    while not calls:
         threading.Event().wait(0.01)
+    return batcher, calls, gate, first
+
+
+def test_items_waiting_behind_a_running_batch_go_together():
+    batcher, calls, gate, first = _busy(8)
     later = [batcher.submit(word) for word in ("a", "bb", "ccc")]
     gate.set()
     assert first.result(5)[0] == 5
@@ -52,12 +59,7 @@ def test_a_lone_item_is_not_held_back():
 
 
 def test_one_bad_item_fails_alone():
-    calls: list[list[str]] = []
-    gate = threading.Event()
-    batcher = Batcher(_gate_fn(calls, gate), max_batch=8, name="t")
-    first = batcher.submit("first")
-    while not calls:
-        threading.Event().wait(0.01)
+    batcher, _, gate, first = _busy(8)
     ok, bad, ok2 = batcher.submit("aa"), batcher.submit("bad"), batcher.submit("a")
     gate.set()
     first.result(5)
@@ -67,12 +69,7 @@ def test_one_bad_item_fails_alone():
 
 
 def test_batches_are_capped():
-    calls: list[list[str]] = []
-    gate = threading.Event()
-    batcher = Batcher(_gate_fn(calls, gate), max_batch=2, name="t")
-    first = batcher.submit("first")
-    while not calls:
-        threading.Event().wait(0.01)
+    batcher, calls, gate, first = _busy(2)
     rest = [batcher.submit(w) for w in ("a", "b", "c")]
     gate.set()
     first.result(5)
