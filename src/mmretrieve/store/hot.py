@@ -10,8 +10,9 @@ exact search up to float rounding (tests/unit/test_hot_tables.py).
 ``HotTables`` decides when a table is held, and answers only when what it holds is current:
 
 - a table is loaded in a background thread once a searcher has read it ``LOAD_AFTER`` times
-  (``warm()`` loads at once: the server does it at start), and only while every held table fits
-  in ``budget_bytes`` (``MMRETRIEVE_HOT_CACHE_MB``, default 2048; 0 turns it off);
+  over ``LOAD_AFTER_S`` seconds (``warm()`` loads at once: the server does it at start), and
+  only while every held table fits in ``budget_bytes`` (``MMRETRIEVE_HOT_CACHE_MB``, default
+  2048; 0 turns it off);
 - a write through the store drops the table at once; a commit by another process is noticed at
   the next check of the table's version (at most once per ``CHECK_S``); until the table is
   loaded again, at most once per ``RELOAD_S``, its reads go to the store itself;
@@ -42,7 +43,11 @@ CODES_MIN_ROWS = 32_768
 CANDIDATES_PER_K = 4
 MIN_CANDIDATES = 200
 GATHER_BELOW = 4  # a filter keeping under 1/4 of the rows: score only those (else all, then pick)
-LOAD_AFTER = 2  # reads of a table before it is loaded (a one-shot search never pays for it)
+# A table is loaded once it has been read LOAD_AFTER times over at least LOAD_AFTER_S seconds:
+# a long-lived searcher, not a one-shot `mmretrieve search` (which would pay for a load it
+# never uses, on the cores its query needs).
+LOAD_AFTER = 2
+LOAD_AFTER_S = 1.0
 CHECK_S = 1.0  # how often a held table's version is compared with the store's
 RELOAD_S = 10.0  # least time between two loads of one table (a table being written to)
 
@@ -243,6 +248,7 @@ def _set(event: threading.Event) -> threading.Event:
 class _Entry:
     table: HotTable | None = None
     reads: int = 0
+    first_read: float | None = None
     loading: bool = False
     loaded_at: float = -1e9
     checked_at: float = 0.0
@@ -331,11 +337,14 @@ class HotTables:
         with self._lock:
             entry = self._entries.setdefault(table, _Entry())
             entry.reads += 1
+            if entry.first_read is None:
+                entry.first_read = now
             held = entry.table
             check = held is not None and now - entry.checked_at >= CHECK_S
             if check:
                 entry.checked_at = now
-            if held is None and not entry.loading and entry.reads >= LOAD_AFTER:
+            settled = entry.reads >= LOAD_AFTER and now - entry.first_read >= LOAD_AFTER_S
+            if held is None and not entry.loading and settled:
                 start = now - entry.loaded_at >= RELOAD_S or not entry.stale
                 entry.loading = start
                 if start:
