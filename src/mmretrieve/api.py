@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -138,18 +138,24 @@ class Index:
         self.store.write_manifest(self.manifest)
 
     # -- models (loaded on first use) -------------------------------------------------------
+    def _once(self, attr: str, make: Callable[[], Any]) -> Any:
+        """``self.<attr>``, made by ``make`` the first time; searches from many threads (a
+        server) make it once."""
+        value = getattr(self, attr)
+        if value is None:
+            with self._loading:
+                value = getattr(self, attr)
+                if value is None:
+                    value = make()
+                    setattr(self, attr, value)
+        return value
+
     @property
     def text_encoder(self) -> Any:
-        if self._text_encoder is not None:
-            return self._text_encoder
-        with self._loading:
-            return self._load_text_encoder()
-
-    def _load_text_encoder(self) -> Any:
-        if self._text_encoder is None:
+        def load() -> Any:
             from .encoders import load_text_encoder
 
-            self._text_encoder = load_text_encoder(
+            return load_text_encoder(
                 self.settings.text_model,
                 runtime=self.settings.runtime,
                 precision=self.settings.precision,
@@ -157,27 +163,27 @@ class Index:
                 device=self.settings.device,
                 query_instruction=self.settings.query_instruction,
             )
-        return self._text_encoder
+
+        return self._once("_text_encoder", load)
 
     @property
     def image_encoder(self) -> Any:
-        if self._image_encoder is not None or not self.settings.image_model:
+        model = self.settings.image_model
+        if not model:
             return self._image_encoder
-        with self._loading:
-            return self._load_image_encoder()
 
-    def _load_image_encoder(self) -> Any:
-        if self._image_encoder is None and self.settings.image_model:
+        def load() -> Any:
             from .encoders import load_image_encoder
 
-            self._image_encoder = load_image_encoder(
-                self.settings.image_model,
+            return load_image_encoder(
+                model,
                 runtime=self.settings.runtime,
                 precision=self.settings.precision,
                 workload=self._workload,
                 device=self.settings.device,
             )
-        return self._image_encoder
+
+        return self._once("_image_encoder", load)
 
     def loaded_models(self) -> list[dict[str, Any]]:
         return [e.info for e in (self._text_encoder, self._image_encoder) if e is not None]
@@ -228,23 +234,18 @@ class Index:
     # -- reading ----------------------------------------------------------------------------
     @property
     def searcher(self) -> Any:
-        if self._searcher is not None:
-            return self._searcher
-        with self._loading:
-            return self._make_searcher()
-
-    def _make_searcher(self) -> Any:
-        if self._searcher is None:
+        def make() -> Any:
             from .retrieval.searcher import Searcher
 
-            self._searcher = Searcher(
+            return Searcher(
                 self.store,
                 self.text_encoder,
                 self.image_encoder,
                 max_image_pixels=self.settings.max_image_pixels,
                 max_image_bytes=self.settings.max_image_bytes,
             )
-        return self._searcher
+
+        return self._once("_searcher", make)
 
     def search(
         self,

@@ -98,15 +98,13 @@ def query_choice(name_or_path: str, kind: str, log: Log | None = None) -> Choice
             return None
     record_path = export_dir_for(resolved.name, resolved.revision) / RECORD
     key = machine_key()
-    found = _read(record_path).get(key)
-    if isinstance(found, dict) and found.get("runtime"):
-        return Choice(str(found["runtime"]), str(found["precision"]), str(found.get("reason", "")))
+    found = _recorded(record_path, key)
+    if found is not None:
+        return found
     with _locked(record_path.parent):
-        found = _read(record_path).get(key)
-        if isinstance(found, dict) and found.get("runtime"):
-            return Choice(
-                str(found["runtime"]), str(found["precision"]), str(found.get("reason", ""))
-            )
+        found = _recorded(record_path, key)  # another process may have measured meanwhile
+        if found is not None:
+            return found
         log(f"timing the query runtimes for {resolved.name} on this CPU (once)")
         result = measure(name_or_path, kind)
         if result is None:
@@ -115,6 +113,13 @@ def query_choice(name_or_path: str, kind: str, log: Log | None = None) -> Choice
         record[key] = result
         _write(record_path, record)
     return Choice(result["runtime"], result["precision"], result["reason"])
+
+
+def _recorded(record_path: Path, key: str) -> Choice | None:
+    found = _read(record_path).get(key)
+    if isinstance(found, dict) and found.get("runtime"):
+        return Choice(str(found["runtime"]), str(found["precision"]), str(found.get("reason", "")))
+    return None
 
 
 def candidates() -> list[tuple[str, str]]:
@@ -196,13 +201,12 @@ def _export(resolved: ResolvedModel, kind: str, log: Log) -> Path | None:
         work = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
         try:
             export_model(str(resolved.path), work, kind=kind, int8=False)
-            record = target / RECORD
-            keep = _read(record) if record.is_file() else {}
+            keep = _read(target / RECORD)  # timings already recorded for this revision
             if target.exists():
                 shutil.rmtree(target)
             os.replace(work, target)
             if keep:
-                _write(record, keep)
+                _write(target / RECORD, keep)
         except Exception as exc:
             log(f"could not export {resolved.name} ({exc}); queries use PyTorch")
             shutil.rmtree(work, ignore_errors=True)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import threading
+import functools
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import Future, wait
@@ -42,23 +42,18 @@ class SearchOptions:
     min_score: float | None = None  # least confidence an item or article needs to be returned
 
 
-_blas_limited = False
-
-
+@functools.cache
 def limit_blas_threads() -> None:
     """One BLAS thread in a searching process. A search's NumPy products are small (a query
     against a 2,048-row background, pooling), and OpenBLAS's idle threads keep spinning after
-    each one, taking the cores from the model runtimes: at 100k passages a text query took 60 ms
-    with them and 34 ms with one BLAS thread (docs/BENCHMARKS.md). Process-wide, once, through
+    each one, taking the cores from the model runtimes: at 100k passages a text query took 59 ms
+    with them and 50 ms with one BLAS thread (docs/BENCHMARKS.md). Process-wide, once, through
     threadpoolctl."""
-    global _blas_limited
-    if not _blas_limited:
-        _blas_limited = True
-        try:
-            from threadpoolctl import threadpool_limits
-        except ImportError:  # pragma: no cover - a core dependency
-            return
-        threadpool_limits(limits=1, user_api="blas")
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - a core dependency
+        return
+    threadpool_limits(limits=1, user_api="blas")
 
 
 class Searcher:
@@ -82,8 +77,7 @@ class Searcher:
         self.default_weights = default_weights
         self.background = Background(store)
         limit_blas_threads()
-        self._encoders: QueryEncoders | None = None
-        self._encoders_lock = threading.Lock()
+        self.encoders = QueryEncoders(text_encoder, image_encoder)  # threads start on first use
 
     def _decode(self, image: ImageInput) -> Any:
         from PIL import Image as PILImageModule
@@ -116,14 +110,6 @@ class Searcher:
             self.search(Query(text="warm up"), SearchOptions(k=1))
             if image is not None:
                 self.search(Query(text="warm up", image=image), SearchOptions(k=1))
-
-    @property
-    def encoders(self) -> QueryEncoders:
-        if self._encoders is None:
-            with self._encoders_lock:
-                if self._encoders is None:
-                    self._encoders = QueryEncoders(self.text_encoder, self.image_encoder)
-        return self._encoders
 
     def encode(self, query: Query, timings: dict[str, float]) -> QueryVectors:
         """The query's text and image run on their batchers (batching.py), at once with each

@@ -22,6 +22,7 @@ exact search up to float rounding (tests/unit/test_hot_tables.py).
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 import time
@@ -99,9 +100,10 @@ class HotTable:
         found = self._arrays.get(name)
         if found is None:
             column = self.columns.column(name)
-            found = np.asarray(column.to_pylist(), dtype=object)
             if column.null_count == 0 and not _is_text(column.type):
                 found = column.to_numpy()
+            else:
+                found = np.asarray(column.to_pylist(), dtype=object)
             found = self._arrays.setdefault(name, found)
         return found
 
@@ -204,12 +206,9 @@ def _knn(matrix: np.ndarray, query: np.ndarray, k: int) -> tuple[np.ndarray, np.
     """Row numbers and inner products of the ``k`` best rows, by an exact scan (FAISS's, one
     thread, no BLAS for a single query; NumPy's when faiss-cpu is not installed)."""
     k = min(k, len(matrix))
-    try:
-        import faiss
-    except ImportError:
-        scores = _dot(matrix, query)
-        return np.arange(len(matrix)), scores
-    faiss.omp_set_num_threads(1)
+    faiss = _faiss()
+    if faiss is None:
+        return np.arange(len(matrix)), _dot(matrix, query)
     scores, rows = faiss.knn(
         query.reshape(1, -1), np.ascontiguousarray(matrix), k, metric=faiss.METRIC_INNER_PRODUCT
     )
@@ -217,14 +216,24 @@ def _knn(matrix: np.ndarray, query: np.ndarray, k: int) -> tuple[np.ndarray, np.
     return rows[0][keep].astype(np.int64), scores[0][keep].astype(np.float32)
 
 
-def _codes(matrix: np.ndarray) -> Any:
-    """A FAISS index of ``matrix`` as 8-bit scalar codes (inner product), or None without
-    faiss-cpu."""
+@functools.cache
+def _faiss() -> Any:
+    """The faiss module set to one OpenMP thread (one query per call; concurrent searches use
+    the other cores), or None without faiss-cpu."""
     try:
         import faiss
     except ImportError:
         return None
-    faiss.omp_set_num_threads(1)  # one query per call; concurrent searches use the other cores
+    faiss.omp_set_num_threads(1)
+    return faiss
+
+
+def _codes(matrix: np.ndarray) -> Any:
+    """A FAISS index of ``matrix`` as 8-bit scalar codes (inner product), or None without
+    faiss-cpu."""
+    faiss = _faiss()
+    if faiss is None:
+        return None
     index = faiss.IndexScalarQuantizer(
         matrix.shape[1], faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT
     )
