@@ -7,6 +7,7 @@ import time
 
 import numpy as np
 import pytest
+from test_bm25 import assert_same_ranking
 
 from mmretrieve.store import open_store, table_schemas
 from mmretrieve.store.hot import CHECK_S
@@ -227,10 +228,31 @@ def test_large_fields_searched_through_8bit_codes_give_the_exact_top_k(tmp_path,
 
 
 @pytest.mark.parametrize("table", ["passages", "images"])
-def test_bm25_with_rows_from_a_held_table_matches_the_store(stores, table):
+def test_bm25_ranked_in_memory_matches_the_store(stores, table):
+    """With Lance's full-text index over every row, a held table ranks BM25 itself (bm25.py)
+    and answers as Lance does: the same scores, rows and order (ties in table order)."""
     hot, cold = stores
+    hot.optimize()  # builds the full-text indexes
+    hot.warm()
+    column = "text" if table == "passages" else hot._schemas[table].text_fields[0]
     for query in ("topic 3", "caption 17", "passage 5 about", "nothing-matches-this"):
         for flt in (None, {"article_id": ["a3", "a4"]}):
+            assert hot.hot.text_search(table, column, query, 20, flt, ["id"]) is not None
             a = hot.text_search(table, query, 20, flt, None)
             b = cold.text_search(table, query, 20, flt, None)
-            assert [(h.id, h.score, h.row) for h in a] == [(h.id, h.score, h.row) for h in b]
+            assert_same_ranking([(h.id, h.score) for h in b], [(h.id, h.score) for h in a], query)
+            rows = {h.id: h.row for h in b}
+            assert all(h.row == rows.get(h.id, cold.get(table, [h.id])[0]) for h in a)
+
+
+def test_bm25_stays_with_lance_while_its_index_misses_rows(stores):
+    """Rows added after the full-text index was built: Lance ranks (as it did before)."""
+    hot, cold = stores
+    hot.optimize()
+    row = hot.get("passages", ["p1"])[0]
+    vectors = {"bge": _unit(np.random.default_rng(5), 1, DIM_TEXT)[0]}
+    vectors["clip_text"] = _unit(np.random.default_rng(6), 1, DIM_CLIP)[0]
+    hot.upsert("passages", [{**row, **vectors, "id": "late", "text": "topic 3 late"}])
+    hot.warm()
+    assert hot.hot.text_search("passages", "text", "topic 3", 5, None, ["id"]) is None
+    assert "late" in [h.id for h in hot.text_search("passages", "late", 5)]

@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from .base import Filter, Row, StoreHit
+from .bm25 import Bm25Index
 
 ENV_BUDGET = "MMRETRIEVE_HOT_CACHE_MB"
 DEFAULT_BUDGET_MB = 2048
@@ -72,12 +73,20 @@ class HotTable:
     vectors: dict[str, np.ndarray]  # field -> (rows, dim) float32, C-contiguous
     nbytes: int = 0
     codes: dict[str, Any] = field(default_factory=dict)  # field -> faiss index of 8-bit codes
+    bm25: dict[str, Bm25Index] = field(default_factory=dict)  # text column -> its BM25 index
     _positions: dict[str, int] | None = None
     _arrays: dict[str, np.ndarray] = field(default_factory=dict)
     _coded: dict[str, tuple[np.ndarray, dict[str, int]]] = field(default_factory=dict)
 
     @classmethod
-    def of(cls, version: int, arrow: Any, vector_fields: Sequence[str]) -> HotTable:
+    def of(
+        cls,
+        version: int,
+        arrow: Any,
+        vector_fields: Sequence[str],
+        text_fields: Sequence[str] = (),
+    ) -> HotTable:
+        """``text_fields``: columns to rank by BM25 here (bm25.py), as the store's index would."""
         vectors = {}
         for name in vector_fields:
             column = arrow.column(name).combine_chunks()
@@ -89,7 +98,9 @@ class HotTable:
         codes = {name: c for name, c in codes.items() if c is not None}
         nbytes = int(columns.nbytes) + sum(int(v.nbytes) for v in vectors.values())
         nbytes += sum(int(c.sa_code_size()) * int(c.ntotal) for c in codes.values())
-        return cls(version, columns, vectors, nbytes, codes)
+        bm25 = {n: Bm25Index.build(columns.column(n).combine_chunks()) for n in text_fields}
+        nbytes += sum(index.nbytes for index in bm25.values())
+        return cls(version, columns, vectors, nbytes, codes, bm25)
 
     @property
     def rows(self) -> int:
@@ -177,6 +188,20 @@ class HotTable:
             rows, scores = rows[part], scores[part]
         order = np.lexsort((rows, -scores))  # best first; ties in table order
         rows, scores = rows[order], scores[order]
+        found = self.columns.select(fields).take(rows).to_pylist()
+        return [StoreHit(str(r["id"]), float(s), r) for s, r in zip(scores, found, strict=True)]
+
+    def text_search(
+        self, column: str, query: str, k: int, filter: Filter | None, fields: list[str]
+    ) -> list[StoreHit] | None:
+        index = self.bm25.get(column)
+        keep = self.mask(filter)
+        if index is None or keep is False or not set(fields) <= set(self.columns.column_names):
+            return None
+        assert keep is None or isinstance(keep, np.ndarray)
+        rows, scores = index.search(query, k, keep)
+        if not len(rows):
+            return []
         found = self.columns.select(fields).take(rows).to_pylist()
         return [StoreHit(str(r["id"]), float(s), r) for s, r in zip(scores, found, strict=True)]
 
@@ -268,11 +293,12 @@ class _Entry:
 
 class HotTables:
     """The in-memory tables of one store. ``read_table(name)`` returns (version, Arrow table of
-    every column); ``version(name)`` the store's current version of the table."""
+    every column, vector fields, text columns to rank by BM25); ``version(name)`` the store's
+    current version of the table."""
 
     def __init__(
         self,
-        read_table: Callable[[str], tuple[int, Any, Sequence[str]]],
+        read_table: Callable[[str], tuple[int, Any, Sequence[str], Sequence[str]]],
         version: Callable[[str], int],
         budget_bytes: int | None = None,
     ) -> None:
@@ -296,6 +322,15 @@ class HotTables:
         if held is None or field_name not in held.vectors:
             return None
         return held.search(field_name, vector, k, filter, fields)
+
+    def text_search(
+        self, table: str, column: str, query: str, k: int, filter: Filter | None, fields: list[str]
+    ) -> list[StoreHit] | None:
+        """BM25 over a held table, when it holds that column's index; None: ask the store."""
+        held = self._current(table)
+        if held is None or column not in held.bm25:
+            return None
+        return held.text_search(column, query, k, filter, fields)
 
     def get(self, table: str, ids: Sequence[str], fields: list[str]) -> list[Row] | None:
         held = self._current(table)
@@ -372,8 +407,8 @@ class HotTables:
         with self._lock:
             generation = entry.generation
         try:
-            version, arrow, vector_fields = self._read(table)
-            candidate = HotTable.of(version, arrow, vector_fields)
+            version, arrow, vector_fields, text_fields = self._read(table)
+            candidate = HotTable.of(version, arrow, vector_fields, text_fields)
             with self._lock:
                 others = sum(
                     e.table.nbytes for n, e in self._entries.items() if n != table and e.table

@@ -19,6 +19,7 @@ import numpy as np
 
 from ..errors import ReadOnlyIndexError
 from .base import Filter, Row, StoreHit, TableSchema
+from .bm25 import lance_matches
 from .filters import ids_sql, to_sql
 from .hot import HotTables, vector_fields_of
 
@@ -317,8 +318,11 @@ class LanceStore:
     ) -> list[StoreHit]:
         schema = self._schemas.get(table)
         column = schema.text_fields[0] if schema and schema.text_fields else "text"
-        self._ensure_fts(table, column)
         cols = self._scalar_fields(table, fields)
+        hits = self.hot.text_search(table, column, query, k, filter, cols)
+        if hits is not None:  # held, with Lance's index rebuilt in memory (bm25.py)
+            return hits
+        self._ensure_fts(table, column)
         # Lance ranks; a table held in memory gives the rows (a third of the call's cost).
         held = self.hot.holds(table, cols)
         search = (
@@ -410,11 +414,32 @@ class LanceStore:
     def version(self, table: str) -> int:
         return int(self._table(table).version)
 
-    def _read_whole(self, table: str) -> tuple[int, Any, list[str]]:
+    def _read_whole(self, table: str) -> tuple[int, Any, list[str], list[str]]:
         handle = self._table(table)
         version = int(handle.version)
         arrow = handle.to_arrow()
-        return version, arrow, vector_fields_of(arrow.schema)
+        return version, arrow, vector_fields_of(arrow.schema), self._bm25_here(handle)
+
+    def _bm25_here(self, handle: Any) -> list[str]:
+        """Text columns whose BM25 a held table may rank itself: Lance's index covers every
+        row, with the analyzer bm25.py reproduces (so the ranking is Lance's own)."""
+        import pyarrow as pa
+
+        out = []
+        for ix in handle.list_indices():
+            details = getattr(ix, "index_details", None) or {}
+            column = ix.columns[0] if ix.columns else None
+            if ix.index_type != "FTS" or column is None or not lance_matches(details):
+                continue
+            stats = handle.index_stats(ix.name)
+            field_type = handle.schema.field(column).type
+            if (
+                stats is not None
+                and stats.num_unindexed_rows == 0
+                and (pa.types.is_string(field_type) or pa.types.is_large_string(field_type))
+            ):
+                out.append(column)
+        return out
 
     def warm(self, tables: Sequence[str] | None = None) -> dict[str, int]:
         """Hold ``tables`` (default: all) in memory now, as far as the budget allows; returns the
