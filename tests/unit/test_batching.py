@@ -122,6 +122,7 @@ def test_searches_at_once_answer_as_one_at_a_time(fake_index: Index):
     assert together == alone
     encoders = fake_index.searcher.encoders
     assert encoders.text.items == 2 * len([q for q in queries if "text" in q])
+    assert encoders.clip_text.items == encoders.text.items
     assert encoders.image.items == 2 * len([q for q in queries if "image" in q])
 
 
@@ -161,5 +162,5 @@ def test_warm_runs_each_query_model_and_holds_the_tables(tmp_path, fake_index: I
     ready = index.warm()
     assert ready["tables_held"] == {"articles": 3, "passages": 3, "images": 3}
     encoders = index.searcher.encoders
-    assert encoders.text.items == 4 and encoders.image.items == 2
+    assert encoders.text.items == encoders.clip_text.items == 4 and encoders.image.items == 2
     index.close()

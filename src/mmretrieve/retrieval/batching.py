@@ -1,13 +1,12 @@
 """Queries that arrive together are encoded together.
 
-A query's text (bge, then CLIP's text tower) and its image (CLIP's image tower) each get one
-``Batcher``: a thread that takes what is waiting and runs it as one batch. It never waits for a
-batch to fill: a lone query starts at once, and queries that arrive while a batch runs form the
-next one. So one search at a time costs a thread hand-off (tens of microseconds), and many at once
-cost far less per query than one model call each (docs/BENCHMARKS.md, load test). At query time
-each model function is only called from one batcher's thread, so a tokenizer that is not safe
-to share between threads never is; and images have a thread of their own, so a slow batch of
-images does not hold up text queries.
+Each query model (bge, CLIP's text tower, CLIP's image tower) gets one ``Batcher``: a thread that
+takes what is waiting and runs it as one batch. It never waits for a batch to fill: a lone query
+starts at once, and queries that arrive while a batch runs form the next one. So one search at a
+time costs a thread hand-off (tens of microseconds), and many at once cost far less per query than
+one model call each (docs/BENCHMARKS.md, load test). At query time each model function is only
+called from one batcher's thread, so a tokenizer that is not safe to share between threads never
+is; and a slow batch of images does not hold up text queries.
 
 A batch that fails is run again one item at a time, so one bad query fails alone.
 """
@@ -21,8 +20,6 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from typing import Any, Generic, TypeVar
-
-import numpy as np
 
 T = TypeVar("T")
 
@@ -99,23 +96,22 @@ class Batcher(Generic[T]):
 
 
 class QueryEncoders:
-    """The batchers of one searcher's models, made on first use.
+    """The batchers of one searcher's models, made on first use: bge, CLIP's text tower and
+    CLIP's image tower each have one, so a query's models run side by side on the cores and a
+    slow batch of images does not hold up text.
 
-    A text query's two models (bge, and CLIP's text tower when there is an image model) run one
-    after the other on one batcher: side by side on two cores they took longer than in turn
-    (OpenVINO bf16, 2-core AMD: about 25 ms each side by side against 10 ms for both in turn;
-    docs/BENCHMARKS.md). Images have their own batcher, so their batches do not hold up text."""
+    Side by side beat one after the other once OpenVINO stopped pinning its threads to cores
+    (openvino.py): bge and CLIP text for one query took 11 ms side by side against 14-15 ms in
+    turn (OpenVINO bf16, 2-core AMD; docs/BENCHMARKS.md). Pinned, both models' threads sat on
+    the same cores and side by side was no faster."""
 
     TEXT_BATCH = 32
     IMAGE_BATCH = 8  # a batch of images takes long: later queries wait for at most this many
 
     def __init__(self, text_encoder: Any, image_encoder: Any) -> None:
-        def both(texts: Sequence[str]) -> list[tuple[np.ndarray, np.ndarray | None]]:
-            bge = text_encoder.encode_queries(texts)
-            clip = image_encoder.encode_texts(texts) if image_encoder is not None else None
-            return [(bge[i], None if clip is None else clip[i]) for i in range(len(texts))]
-
-        self.text: Batcher[str] = Batcher(both, self.TEXT_BATCH, "text")
+        self.text: Batcher[str] = Batcher(text_encoder.encode_queries, self.TEXT_BATCH, "bge")
+        self.clip_text: Batcher[str] | None = None
         self.image: Batcher[Any] | None = None
         if image_encoder is not None:
+            self.clip_text = Batcher(image_encoder.encode_texts, self.TEXT_BATCH, "clip-text")
             self.image = Batcher(image_encoder.encode_images, self.IMAGE_BATCH, "image")

@@ -112,8 +112,9 @@ class Searcher:
                 self.search(Query(text="warm up", image=image), SearchOptions(k=1))
 
     def encode(self, query: Query, timings: dict[str, float]) -> QueryVectors:
-        """The query's text and image run on their batchers (batching.py), at once with each
-        other and batched with other searches' queries that arrive together."""
+        """The query's text (bge and CLIP's text tower) and image run on their batchers
+        (batching.py), at once with each other and batched with other searches' queries that
+        arrive together."""
         text = query.text.strip() if query.text and query.text.strip() else None
         if query.image is not None and self.image_encoder is None:
             raise UsageError(
@@ -123,7 +124,9 @@ class Searcher:
         jobs: dict[str, Future[Any]] = {}
         start = time.perf_counter()
         if text is not None:
-            jobs["encode_text_ms"] = encoders.text.submit(text)  # bge, then CLIP text
+            jobs["encode_text_ms"] = encoders.text.submit(text)  # bge
+            if encoders.clip_text is not None:
+                jobs["encode_clip_text_ms"] = encoders.clip_text.submit(text)
         if query.image is not None and encoders.image is not None:
             try:
                 picture = self._decode(query.image)
@@ -136,9 +139,11 @@ class Searcher:
         vectors = {name: job.result() for name, job in jobs.items()}  # the first error raises
         for name, job in jobs.items():
             timings[name] = (getattr(job, "finished_at", time.perf_counter()) - start) * 1000
-        bge, clip_text = vectors.get("encode_text_ms", (None, None))
         return QueryVectors(
-            text=text, bge=bge, clip_text=clip_text, clip_image=vectors.get("encode_image_ms")
+            text=text,
+            bge=vectors.get("encode_text_ms"),
+            clip_text=vectors.get("encode_clip_text_ms"),
+            clip_image=vectors.get("encode_image_ms"),
         )
 
     def search(self, query: Query, options: SearchOptions = SearchOptions()) -> SearchResult:
