@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from typing import Protocol, TypeVar
 
 from ..types import Article, ArticleResult, Hit
 from .fusion import descending
+
+I = TypeVar("I", bound="Item")  # noqa: E741
 
 # An article's score is its best items' scores, each counting half as much as the one before:
 # one excellent item beats several mediocre ones, and agreement between items still helps.
@@ -17,7 +20,17 @@ def article_score(item_scores: Sequence[float]) -> float:
     return sum(w * s for w, s in zip(ITEM_DECAY, best, strict=False))
 
 
-def article_contributions(hits: Sequence[Hit]) -> dict[str, float]:
+class Item(Protocol):
+    """What grouping reads of a ranked item: a Hit, or a lighter stand-in for one."""
+
+    kind: str
+    article_id: str | None
+    score: float
+    contributions: Mapping[str, float]
+    confidence: float | None
+
+
+def article_contributions(hits: Sequence[Item]) -> dict[str, float]:
     """What each route added to :func:`article_score` of ``hits``: the same decayed sum over the
     best items, route by route."""
     best = sorted(hits, key=lambda h: -h.score)[: len(ITEM_DECAY)]
@@ -28,22 +41,26 @@ def article_contributions(hits: Sequence[Hit]) -> dict[str, float]:
     return out
 
 
-def _confidence(hits: Sequence[Hit]) -> float | None:
+def _confidence(hits: Sequence[Item]) -> float | None:
     values = [h.confidence for h in hits if h.confidence is not None]
     return max(values) if values else None
 
 
 def group_by_article(
-    hits: Sequence[Hit],
+    hits: Sequence[I],
     articles: Mapping[str, Article] | Callable[[str], Article | None],
     k: int,
     passages_per_article: int = 3,
     images_per_article: int = 4,
+    make: Callable[[I], Hit] | None = None,
 ) -> list[ArticleResult]:
     """Top ``k`` articles from fused ``hits`` (best first). Hits without an article stay only in
-    the flat list. ``articles`` maps an id to its Article (a missing one is skipped)."""
+    the flat list. ``articles`` maps an id to its Article (a missing one is skipped). ``make``
+    turns an item into its Hit (items are Hits when it is None): only the items an article shows
+    are made."""
     lookup = articles.get if isinstance(articles, Mapping) else articles
-    items: dict[str, list[Hit]] = {}
+    as_hit: Callable[[I], Hit] = make if make is not None else (lambda h: h)  # type: ignore[assignment,return-value]
+    items: dict[str, list[I]] = {}
     for hit in hits:
         if hit.article_id:
             items.setdefault(hit.article_id, []).append(hit)
@@ -60,12 +77,14 @@ def group_by_article(
         if article is None:
             continue
         group = items[article_id]
+        passages = [h for h in group if h.kind == "passage"][:passages_per_article]
+        images = [h for h in group if h.kind == "image"][:images_per_article]
         results.append(
             ArticleResult(
                 article=article,
                 score=score,
-                passages=[h for h in group if h.kind == "passage"][:passages_per_article],
-                images=[h for h in group if h.kind == "image"][:images_per_article],
+                passages=[as_hit(h) for h in passages],
+                images=[as_hit(h) for h in images],
                 contributions=article_contributions(group),
                 confidence=_confidence(group),
             )

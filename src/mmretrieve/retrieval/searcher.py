@@ -200,24 +200,56 @@ def rank(
     options: SearchOptions,
     calibration: Mapping[str, Null] | None = None,
 ) -> tuple[list[Hit], list[ArticleResult]]:
-    """What a search returns from its routes' lists: every fused hit (best first) and the top
-    ``options.k`` articles. The one place that fuses and groups, for searches and evaluations
-    alike. ``articles``: id -> Article, or a function of the id."""
+    """What a search returns from its routes' lists: the top ``options.k`` fused hits (best
+    first) and the top ``options.k`` articles. The one place that fuses and groups, for searches
+    and evaluations alike. ``articles``: id -> Article, or a function of the id."""
     if options.min_score is not None and options.method != "calibrated":
         raise UsageError("min_score needs the calibrated fusion (method 'calibrated')")
     fused = fuse_explained(route_lists, weights, method=options.method, calibration=calibration)
+    if options.min_score is not None:
+        floor = options.min_score
+        fused = [f for f in fused if (f.confidence or 0.0) >= floor]
     per_route: dict[Key, dict[str, float]] = {}
     for name, items in route_lists.items():
         for key, score in items:
             per_route.setdefault(key, {})[name] = score
-    hits = [_hit(f, rows[f.key], per_route[f.key]) for f in fused]  # type: ignore[index]
-    if options.min_score is not None:
-        floor = options.min_score
-        hits = [h for h in hits if (h.confidence or 0.0) >= floor]
+    # A search fuses a few hundred items and shows a few dozen: Hits are made for those only.
+    ranked = [_Ranked(f, rows[f.key]) for f in fused]  # type: ignore[index]
+
+    def make(item: _Ranked) -> Hit:
+        if item.hit is None:
+            key = item.fused.key
+            item.hit = _hit(item.fused, item.row, per_route[key])  # type: ignore[index]
+        return item.hit
+
     grouped = group_by_article(
-        hits, articles, options.k, options.passages_per_article, options.images_per_article
+        ranked, articles, options.k, options.passages_per_article, options.images_per_article, make
     )
-    return hits, grouped
+    return [make(item) for item in ranked[: options.k]], grouped
+
+
+class _Ranked:
+    """A fused item as grouping reads it, and its Hit once made."""
+
+    __slots__ = (
+        "article_id",
+        "confidence",
+        "contributions",
+        "fused",
+        "hit",
+        "kind",
+        "row",
+        "score",
+    )
+    hit: Hit | None
+
+    def __init__(self, fused: Fused, row: Mapping[str, Any]) -> None:
+        self.fused, self.row, self.hit = fused, row, None
+        self.kind = fused.key[0]  # type: ignore[index]
+        self.article_id = row.get("article_id") or None
+        self.score = fused.score
+        self.contributions = fused.contributions
+        self.confidence = fused.confidence
 
 
 def load_articles(store: Store, ids: Iterable[str]) -> dict[str, Article]:
