@@ -86,6 +86,25 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[low] + (ordered[high] - ordered[low]) * (pos - low)
 
 
+def _cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds of a process and all its threads (Linux /proc), else None."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _spent(before: float | None, after: float | None) -> float | None:
+    return None if before is None or after is None else after - before
+
+
+def _per_request(seconds: float | None, requests: int) -> float | None:
+    if seconds is None or not requests:
+        return None
+    return round(seconds * 1000 / requests, 2)
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind((LOOPBACK, 0))
@@ -250,10 +269,13 @@ def main(argv: list[str] | None = None) -> int:
         # One client first, then all of them, against the same server: concurrency_gain is the
         # ratio of the two throughputs.
         single = Tally()
+        cpu0 = _cpu_seconds(server.pid), time.process_time()
         single_s = run_clients(port, bodies, 1, min(args.seconds, 20.0), args.timeout, single)
+        cpu1 = _cpu_seconds(server.pid), time.process_time()
         load_before = os.getloadavg()
         tally = Tally()
         elapsed = run_clients(port, bodies, args.clients, args.seconds, args.timeout, tally)
+        cpu2 = _cpu_seconds(server.pid), time.process_time()
         load_after = os.getloadavg()
     finally:
         server.terminate()
@@ -285,6 +307,16 @@ def main(argv: list[str] | None = None) -> int:
                 "mean_ms": round(statistics.fmean(v), 1),
             }
             for kind, v in sorted(tally.latencies.items())
+        },
+        # CPU time per answered request (all threads): the server's, and the load generator's
+        # own. cpu_count / server CPU per request bounds the throughput the server can reach.
+        "server_cpu_ms_per_request": {
+            "one_client": _per_request(_spent(cpu0[0], cpu1[0]), single_n),
+            "clients": _per_request(_spent(cpu1[0], cpu2[0]), len(every)),
+        },
+        "client_cpu_ms_per_request": {
+            "one_client": _per_request(cpu1[1] - cpu0[1], single_n),
+            "clients": _per_request(cpu2[1] - cpu1[1], len(every)),
         },
         "load_average_before": [round(x, 2) for x in load_before],
         "load_average_after": [round(x, 2) for x in load_after],
