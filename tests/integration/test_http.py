@@ -470,3 +470,19 @@ def test_head_is_answered_where_get_is(client: TestClient) -> None:
         assert head.status_code == get.status_code == 200, path
         assert head.content == b""
         assert head.headers["content-type"] == get.headers["content-type"]
+
+
+def test_serve_warms_the_web_layer_before_listening(built: tuple[Index, Path, Path]):
+    """`mmretrieve serve` sends a text and a text + image search through the app in process
+    before it listens (FAKE encoders); the app answers normally afterwards, on another loop."""
+    from mmretrieve.interfaces.cli_serve import warm_http
+
+    index, _, _ = built
+    app = create_app(index, api_key="k3y")
+    assert warm_http(app, "k3y", with_image=True) == [200, 200]
+    assert warm_http(app, None, with_image=False) == [401]  # the key is still asked for
+    with TestClient(app) as late:
+        answer = late.post(
+            "/search", json={"text": "Bruce Wayne", "k": 2}, headers={"X-API-Key": "k3y"}
+        )
+    assert answer.status_code == 200 and answer.json()["hits"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -188,6 +189,7 @@ def serve_cmd(
         if not no_warm:
             click.echo("mmretrieve: loading the query models and holding the tables...", err=True)
             ready = index.warm()
+            warm_http(app, api_key or None, with_image=index.image_encoder is not None)
             click.echo(f"mmretrieve: ready in {ready['seconds']} s", err=True)
     except MMRetrieveError as exc:
         click.echo(f"error: {exc}", err=True)
@@ -211,6 +213,57 @@ def serve_cmd(
             server_header=False,
             http=guarded_protocol(request_timeout),
         )
+
+
+def warm_http(app: Any, api_key: str | None, *, with_image: bool) -> list[int]:
+    """One text and one text + image ``POST /search`` through the app itself, before it listens:
+    the first request of a kind also pays for the web layer's first run (request parsing,
+    validation, the JSON response), which ``Index.warm`` does not reach. Returns the statuses."""
+    import asyncio
+    import base64
+    import io
+    import json
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (64, 48), (120, 90, 60)).save(buffer, "JPEG")
+    bodies = [{"text": "warm up", "k": 1}]
+    if with_image:
+        bodies.append({"text": "warm up", "image": base64.b64encode(buffer.getvalue()).decode()})
+    headers = [(b"content-type", b"application/json")]
+    if api_key:
+        headers.append((b"x-api-key", api_key.encode()))
+
+    async def post(body: bytes) -> int:
+        sent = False
+        status = 0
+
+        async def receive() -> dict[str, Any]:
+            nonlocal sent
+            if sent:
+                return {"type": "http.disconnect"}
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        async def send(message: dict[str, Any]) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+
+        scope = {
+            "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+            "scheme": "http", "path": "/search", "raw_path": b"/search", "query_string": b"",
+            "root_path": "", "headers": headers, "client": ("127.0.0.1", 0),
+            "server": ("127.0.0.1", 0),
+        }  # fmt: skip
+        await app(scope, receive, send)
+        return status
+
+    async def all_of() -> list[int]:
+        return [await post(json.dumps(b).encode()) for b in bodies]
+
+    return asyncio.run(all_of())
 
 
 def _url_host(host: str) -> str:
