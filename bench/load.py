@@ -87,12 +87,44 @@ def _percentile(values: list[float], q: float) -> float:
 
 
 def _cpu_seconds(pid: int) -> float | None:
-    """User + system CPU seconds of a process and all its threads (Linux /proc), else None."""
+    """User + system CPU seconds of a process, its threads and its child processes (the
+    workers of `serve --workers`), from Linux /proc; None elsewhere."""
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        stats = {}
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                except OSError:
+                    continue
+                stats[int(entry.name)] = (int(fields[1]), int(fields[11]) + int(fields[12]))
     except OSError:
         return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    if pid not in stats:
+        return None
+    tree, ticks = {pid}, 0
+    grew = True
+    while grew:
+        grew = False
+        for child, (parent, _) in stats.items():
+            if parent in tree and child not in tree:
+                tree.add(child)
+                grew = True
+    ticks = sum(stats[p][1] for p in tree)
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def _wait_idle(pid: int, limit_s: float = 300.0) -> None:
+    """Until the server (all its processes) uses under a fifth of a core for a second: every
+    worker has loaded and warmed up."""
+    deadline = time.monotonic() + limit_s
+    before = _cpu_seconds(pid)
+    while before is not None and time.monotonic() < deadline:
+        time.sleep(1.0)
+        now = _cpu_seconds(pid)
+        if now is None or now - before < 0.2:
+            return
+        before = now
 
 
 def _spent(before: float | None, after: float | None) -> float | None:
@@ -227,6 +259,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--text-model", default=str(SHARED / "models" / "all-MiniLM-L6-v2"))
     parser.add_argument("--image-model", default=None, help="CLIP folder (default: random)")
     parser.add_argument("--clip-size", choices=["tiny", "base"], default="tiny")
+    parser.add_argument("--workers", type=int, default=1, help="mmretrieve serve --workers")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args(argv)
     if not (1 <= args.clients <= 200 and 0 < args.seconds <= 600):
@@ -237,7 +270,7 @@ def main(argv: list[str] | None = None) -> int:
     port = _free_port()
     server = subprocess.Popen(
         [_mmretrieve(), "serve", "--index", str(args.index), "--host", LOOPBACK,
-         "--port", str(port), "--log-level", "warning"],
+         "--port", str(port), "--log-level", "warning", "--workers", str(args.workers)],
         stdout=subprocess.DEVNULL,
     )  # fmt: skip
     try:
@@ -250,6 +283,7 @@ def main(argv: list[str] | None = None) -> int:
                     break
             except OSError:
                 time.sleep(0.3)
+        _wait_idle(server.pid)
         # The first query of each kind after start (the server warmed up before listening),
         # then the same query again: a first query must not be much slower than a warm one.
         first: dict[str, float] = {}
@@ -285,6 +319,7 @@ def main(argv: list[str] | None = None) -> int:
     every = [ms for values in tally.latencies.values() for ms in values]
     figures = {
         "clients": args.clients,
+        "server_workers": args.workers,
         "seconds": round(elapsed, 1),
         "requests": len(every),
         "errors": len(tally.errors),

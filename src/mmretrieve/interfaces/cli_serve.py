@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +18,7 @@ from .http import (
     DEFAULT_MAX_UPLOAD_BYTES,
     DEFAULT_REQUEST_TIMEOUT,
 )
-from .http_guard import guarded_protocol
+from .http_guard import ENV_HEADER_TIMEOUT, guarded_protocol
 from .thumbnails import DEFAULT_MAX_BYTES, DEFAULT_SIZE
 
 ENV_API_KEY = "MMRETRIEVE_API_KEY"
@@ -131,6 +133,15 @@ LOOPBACK = {"127.0.0.1", "::1", "localhost"}
     help=f"torch device for the query encoders, e.g. cpu or cuda (env {ENV_DEVICE}).",
 )
 @click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=1,
+    show_default=True,
+    help="Processes answering requests. Each holds its own copy of the query models and of the "
+    "tables it keeps in memory, so memory grows with N; more than one lets a search's Python "
+    "work use more than one core.",
+)
+@click.option(
     "--log-level",
     type=click.Choice(["critical", "error", "warning", "info", "debug"]),
     default="info",
@@ -153,6 +164,7 @@ def serve_cmd(
     max_concurrent: int,
     no_warm: bool,
     device: str | None,
+    workers: int,
     log_level: str,
 ) -> None:
     """Serve the search API and web page for an index (needs the ``server`` extra).
@@ -167,30 +179,23 @@ def serve_cmd(
       curl -s localhost:8000/search -H 'content-type: application/json' \\
            -d '{"text": "Bat man", "k": 5}'
     """
+    app_options: dict[str, Any] = {
+        "api_key": api_key or None,
+        "max_upload_bytes": max_upload_bytes,
+        "max_pixels": max_pixels,
+        "max_k": max_k,
+        "cors_origins": list(cors_origins) or None,
+        "thumbnail_size": thumbnail_size,
+        "thumbnail_cache_dir": str(thumbnail_cache) if thumbnail_cache else None,
+        "thumbnail_cache_bytes": thumbnail_cache_bytes,
+        "request_timeout": request_timeout,
+        "max_concurrent": max_concurrent,
+    }
     try:
         uvicorn = require("uvicorn", "server")
-        from ..api import Index
-        from .http import create_app
-
-        index = Index.open(index_path, create=False, settings=settings_from_env(device=device))
-        app = create_app(
-            index,
-            api_key=api_key or None,
-            max_upload_bytes=max_upload_bytes,
-            max_pixels=max_pixels,
-            max_k=max_k,
-            cors_origins=list(cors_origins) or None,
-            thumbnail_size=thumbnail_size,
-            thumbnail_cache_dir=str(thumbnail_cache) if thumbnail_cache else None,
-            thumbnail_cache_bytes=thumbnail_cache_bytes,
-            request_timeout=request_timeout,
-            max_concurrent=max_concurrent,
-        )
-        if not no_warm:
-            click.echo("mmretrieve: loading the query models and holding the tables...", err=True)
-            ready = index.warm()
-            warm_http(app, api_key or None, with_image=index.image_encoder is not None)
-            click.echo(f"mmretrieve: ready in {ready['seconds']} s", err=True)
+        # With workers, each one loads and warms its own copy; here the index is only opened.
+        warm_here = not no_warm and workers == 1
+        index, app = _ready_app(index_path, device, app_options, warm=warm_here, say=True)
     except MMRetrieveError as exc:
         click.echo(f"error: {exc}", err=True)
         raise SystemExit(exc.exit_code) from None
@@ -201,9 +206,29 @@ def serve_cmd(
             err=True,
         )
     click.echo(
-        f"mmretrieve: serving {index_path} on http://{_url_host(host)}:{port}/ (API docs at /docs)",
+        f"mmretrieve: serving {index_path} on http://{_url_host(host)}:{port}/ (API docs at /docs)"
+        + (f" with {workers} worker processes" if workers > 1 else ""),
         err=True,
     )
+    if workers > 1:
+        # Each worker process builds and warms its own index and app (worker_app) from these
+        # settings; this process only checked that the index opens.
+        index.close()
+        os.environ[ENV_WORKER] = json.dumps(
+            {"index": str(index_path), "device": device, "app": app_options, "warm": not no_warm}
+        )
+        os.environ[ENV_HEADER_TIMEOUT] = str(request_timeout)
+        uvicorn.run(
+            f"{__name__}:worker_app",
+            factory=True,
+            workers=workers,
+            host=host,
+            port=port,
+            log_level=log_level,
+            server_header=False,
+            http="mmretrieve.interfaces.http_guard:EnvGuardedProtocol",
+        )
+        return
     with index:
         uvicorn.run(
             app,
@@ -213,6 +238,37 @@ def serve_cmd(
             server_header=False,
             http=guarded_protocol(request_timeout),
         )
+
+
+ENV_WORKER = "MMRETRIEVE_SERVE_WORKER"
+
+
+def _ready_app(
+    index_path: str, device: str | None, options: dict[str, Any], *, warm: bool, say: bool
+) -> tuple[Any, Any]:
+    """The index and its app, warmed (models, tables, one request of each kind) unless not."""
+    from ..api import Index
+    from .http import create_app
+
+    index = Index.open(index_path, create=False, settings=settings_from_env(device=device))
+    app = create_app(index, **options)
+    if warm:
+        if say:
+            click.echo("mmretrieve: loading the query models and holding the tables...", err=True)
+        ready = index.warm()
+        warm_http(app, options.get("api_key"), with_image=index.image_encoder is not None)
+        if say:
+            click.echo(f"mmretrieve: ready in {ready['seconds']} s", err=True)
+    return index, app
+
+
+def worker_app() -> Any:
+    """The app of one ``serve --workers`` process (uvicorn calls it in each worker)."""
+    config = json.loads(os.environ[ENV_WORKER])
+    _, app = _ready_app(
+        config["index"], config["device"], config["app"], warm=config["warm"], say=False
+    )
+    return app
 
 
 def warm_http(app: Any, api_key: str | None, *, with_image: bool) -> list[int]:
@@ -263,7 +319,16 @@ def warm_http(app: Any, api_key: str | None, *, with_image: bool) -> list[int]:
     async def all_of() -> list[int]:
         return [await post(json.dumps(b).encode()) for b in bodies]
 
-    return asyncio.run(all_of())
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:  # no loop here (`serve`): run one
+        return asyncio.run(all_of())
+    # Inside a running loop (a `--workers` process builds its app there): a loop of its own,
+    # in a thread of its own.
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as thread:
+        return thread.submit(asyncio.run, all_of()).result()
 
 
 def _url_host(host: str) -> str:

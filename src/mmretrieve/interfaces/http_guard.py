@@ -59,3 +59,17 @@ def guarded_protocol(header_timeout: float) -> type[asyncio.Protocol]:
             super().connection_lost(exc)
 
     return HeaderDeadlineProtocol
+
+
+ENV_HEADER_TIMEOUT = "MMRETRIEVE_SERVE_HEADER_TIMEOUT"
+
+
+def __getattr__(name: str) -> Any:
+    """``EnvGuardedProtocol``: the same protocol, its deadline read from
+    ``MMRETRIEVE_SERVE_HEADER_TIMEOUT``, importable by name (``serve --workers`` hands uvicorn
+    an import string, since worker processes cannot receive a class made at run time)."""
+    if name == "EnvGuardedProtocol":
+        import os
+
+        return guarded_protocol(float(os.environ.get(ENV_HEADER_TIMEOUT, "30")))
+    raise AttributeError(name)
