@@ -10,6 +10,7 @@ Examples:
     python bench/ingest.py --quick --json
     python bench/ingest.py --corpus images,text,wiki --runtime auto
     python bench/ingest.py --encoders
+    python bench/ingest.py --efficiency --json     # end to end / encoders alone, same inputs
 """
 
 from __future__ import annotations
@@ -270,6 +271,91 @@ def parity_table() -> list[dict[str, Any]]:
     return rows
 
 
+def efficiency(quick: bool, runtime: str, precision: str) -> dict[str, Any]:
+    """End to end against encoders alone, on the same inputs with the same encoder objects:
+    images/s of ``Index.add`` on a photos-only corpus against the model calls those photos need
+    (CLIP image, bge on captions) fed decoded pictures; passages/s of ``Index.add`` on an
+    articles-only corpus against the model calls its passages need (bge, CLIP text, CLIP on
+    titles) fed the chunked texts. Two alternating rounds of each; the medians (max of two =
+    the better round, to discount this machine's drift, for both sides alike)."""
+    from mmretrieve import Index
+    from mmretrieve.config import Settings
+    from mmretrieve.documents.chunking import chunk_article
+    from mmretrieve.documents.images import load_image
+    from mmretrieve.encoders.base import input_edge
+    from mmretrieve.indexing import _caption_text, _title_text
+    from mmretrieve.sources import open_source
+    from mmretrieve.types import Article, Image
+
+    text_dir, clip_dir = random_models()
+    settings = Settings(runtime=runtime, precision=precision)
+    images_corpus, text_corpus = corpus_path("images", quick), corpus_path("text", quick)
+    with tempfile.TemporaryDirectory() as tmp:
+        loader = Index.open(Path(tmp) / "models", text_model=str(text_dir),
+                            image_model=str(clip_dir), settings=settings)  # fmt: skip
+        loader._workload = "index"
+        text, clip = loader.text_encoder, loader.image_encoder
+        items = list(open_source(images_corpus).items()) + list(open_source(text_corpus).items())
+        photos = [i for i in items if isinstance(i, Image)]
+        articles = [i for i in items if isinstance(i, Article)]
+        pictures = [load_image(i.uri, fit_edge=input_edge(clip)) for i in photos]
+        captions = [c for c in (_caption_text(i) for i in photos) if c]
+        passages = [p.text for a in articles for p in chunk_article(a, text.count_tokens, 256, 32)]
+        titles = [_title_text(a) for a in articles]
+        batch_i, batch_t = settings.image_batch_size, settings.text_batch_size
+
+        def batches(fn: Any, values: list, size: int) -> None:
+            for start in range(0, len(values), size):
+                fn(values[start : start + size])
+
+        def encoders_images() -> None:
+            batches(clip.encode_images, pictures, batch_i)
+            batches(text.encode_documents, captions, batch_i)
+
+        def encoders_passages() -> None:
+            batches(text.encode_documents, passages, batch_t)
+            batches(clip.encode_texts, passages, batch_t)
+            clip.encode_texts(titles)
+
+        def end_to_end(corpus: Path, n: int) -> Any:
+            def run() -> None:
+                index = Index.open(Path(tempfile.mkdtemp(dir=tmp)) / "idx", text_encoder=text,
+                                   image_encoder=clip, settings=settings)  # fmt: skip
+                report = index.add(corpus)
+                index.close()
+                assert report.images_encoded + report.passages_encoded >= n, report
+
+            return run
+
+        jobs = {
+            "images_e2e": (end_to_end(images_corpus, len(photos)), len(photos)),
+            "images_encoder": (encoders_images, len(photos)),
+            "passages_e2e": (end_to_end(text_corpus, len(passages)), len(passages)),
+            "passages_encoder": (encoders_passages, len(passages)),
+        }
+        jobs["images_encoder"][0]()  # first calls of a runtime are slow
+        rates: dict[str, list[float]] = {name: [] for name in jobs}
+        for _ in range(2):
+            for name, (job, n) in jobs.items():
+                t0 = time.perf_counter()
+                job()
+                rates[name].append(n / (time.perf_counter() - t0))
+        best = {f"{name}_per_s": round(max(values), 2) for name, values in rates.items()}
+        return {
+            "runtime": runtime,
+            "precision": precision,
+            "models": [
+                {k: m.get(k) for k in ("name", "runtime", "dtype")} for m in (text.info, clip.info)
+            ],  # fmt: skip
+            "images": len(photos),
+            "passages": len(passages),
+            **best,
+            "rounds_per_s": {name: [round(v, 2) for v in values] for name, values in rates.items()},
+            "images_ratio": round(best["images_e2e_per_s"] / best["images_encoder_per_s"], 3),
+            "passages_ratio": round(best["passages_e2e_per_s"] / best["passages_encoder_per_s"], 3),
+        }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="small corpora (smoke run)")
@@ -284,6 +370,11 @@ def main() -> None:
     parser.add_argument("--precision", default="auto", help="auto, fp32, bf16, int8 (comma list)")
     parser.add_argument("--encoders", action="store_true", help="encoder throughput table only")
     parser.add_argument("--parity", action="store_true", help="cosine vs fp32, every runtime")
+    parser.add_argument(
+        "--efficiency",
+        action="store_true",
+        help="end to end against the encoders alone, on the same inputs (images and passages)",
+    )
     parser.add_argument("--wait", action="store_true", help="wait for load average < 2.5 first")
     parser.add_argument("--one", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -296,6 +387,13 @@ def main() -> None:
     result: dict[str, Any] = {"bench": "ingest", "machine": machine(), "load_at_start": load}
     if args.parity:
         result["parity"] = parity_table()
+    elif args.efficiency:
+        ensure_onnx(*random_models())
+        result["efficiency"] = [
+            efficiency(args.quick, runtime, precision)
+            for runtime in args.runtime.split(",")
+            for precision in args.precision.split(",")
+        ]
     elif args.encoders:
         result["encoders"] = encoder_table(args.quick)
     else:
