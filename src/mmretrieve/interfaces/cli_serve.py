@@ -176,6 +176,7 @@ def serve_cmd(
     Example:
       mmretrieve serve --index ./idx
       mmretrieve serve --index ./idx --port 9000 --api-key "$(openssl rand -hex 16)"
+      mmretrieve serve --index ./idx --workers 2     # two processes, twice the memory
       curl -s localhost:8000/search -H 'content-type: application/json' \\
            -d '{"text": "Bat man", "k": 5}'
     """
