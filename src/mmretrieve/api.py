@@ -284,10 +284,15 @@ class Index:
         start = time.perf_counter()
         # Tables first: the warm-up searches then run the paths real ones take (held tables,
         # BM25 in memory), so whatever those build on first use is built before a query comes.
-        warm_store = getattr(self.store, "warm", None)
-        held = warm_store() if callable(warm_store) else {}
+        held = self.hold_tables()
         self.searcher.warm()
         return {"seconds": round(time.perf_counter() - start, 2), "tables_held": held}
+
+    def hold_tables(self) -> dict[str, int]:
+        """Hold the tables in memory now where the store can (store/hot.py); rows held per
+        table ({} for a store that holds nothing)."""
+        warm_store = getattr(self.store, "warm", None)
+        return warm_store() if callable(warm_store) else {}
 
     def articles(self, ids: Sequence[str]) -> dict[str, Article]:
         """The articles with these ids (text not loaded); unknown ids are left out."""

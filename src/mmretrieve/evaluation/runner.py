@@ -257,9 +257,7 @@ def collect_runs(
     # Every query reads the same way: the tables are held before the first one, not from
     # whenever a background load finishes (the held and the store's exact scores can differ in
     # their last bits, and so order ties differently).
-    warm_store = getattr(index.store, "warm", None)
-    if callable(warm_store):
-        warm_store()
+    index.hold_tables()
     t0 = time.perf_counter()
     background = index.searcher.background
     for qv in vectors:

@@ -279,7 +279,6 @@ def warm_http(app: Any, api_key: str | None, *, with_image: bool) -> list[int]:
     import asyncio
     import base64
     import io
-    import json
 
     from PIL import Image
 

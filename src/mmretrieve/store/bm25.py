@@ -134,10 +134,9 @@ class Bm25Index:
 
     @classmethod
     def build(cls, texts: Any) -> Bm25Index:
-        """The index of ``texts`` (strings or None, as a sequence or an Arrow string array).
-        ASCII rows are split and their words deduplicated in Arrow (7 s at 100,000 passages of
-        200 words here, against 14 s word by word in Python); each distinct word is analyzed
-        once."""
+        """The index of ``texts`` (strings or None, as a sequence or an Arrow string array):
+        words are split and deduplicated in Arrow, and each distinct word is analyzed once
+        (``_words_of``)."""
         import pyarrow as pa
 
         column = texts if isinstance(texts, pa.Array) else pa.array(texts, pa.large_string())
@@ -203,8 +202,8 @@ def _words_of(column: Any, vocabulary: dict[str, int]) -> tuple[np.ndarray, np.n
     """(row, term id) of every term of ``column``, rows in order. ASCII punctuation and spaces
     never belong to a word, so Arrow splits the text at them and encodes the pieces; each
     distinct piece is then cut into words by the exact pattern (most pieces are one ASCII word)
-    and each distinct word is analyzed once. 7 s at 100,000 passages of 200 words here, where
-    the pattern and the analyzer word by word took 19 s."""
+    and each distinct word is analyzed once. The whole build took 12.4 s at 100,000 passages of
+    1,200 characters here, where the pattern and the analyzer word by word took 14.1 s."""
     import pyarrow as pa
     import pyarrow.compute as pc
 

@@ -111,7 +111,7 @@ class HotTable:
         found = self._arrays.get(name)
         if found is None:
             column = self.columns.column(name)
-            if column.null_count == 0 and not _is_text(column.type):
+            if column.null_count == 0 and not is_text(column.type):
                 found = column.to_numpy()
             else:
                 found = np.asarray(column.to_pylist(), dtype=object)
@@ -187,9 +187,7 @@ class HotTable:
             part = np.argpartition(-scores, k - 1)[:k]
             rows, scores = rows[part], scores[part]
         order = np.lexsort((rows, -scores))  # best first; ties in table order
-        rows, scores = rows[order], scores[order]
-        found = self.columns.select(fields).take(rows).to_pylist()
-        return [StoreHit(str(r["id"]), float(s), r) for s, r in zip(scores, found, strict=True)]
+        return self._hits(rows[order], scores[order], fields)
 
     def text_search(
         self, column: str, query: str, k: int, filter: Filter | None, fields: list[str]
@@ -200,8 +198,10 @@ class HotTable:
             return None
         assert keep is None or isinstance(keep, np.ndarray)
         rows, scores = index.search(query, k, keep)
-        if not len(rows):
-            return []
+        return self._hits(rows, scores, fields) if len(rows) else []
+
+    def _hits(self, rows: np.ndarray, scores: np.ndarray, fields: list[str]) -> list[StoreHit]:
+        """The rows (best first) with their scores, as the store returns them."""
         found = self.columns.select(fields).take(rows).to_pylist()
         return [StoreHit(str(r["id"]), float(s), r) for s, r in zip(scores, found, strict=True)]
 
@@ -267,7 +267,7 @@ def _codes(matrix: np.ndarray) -> Any:
     return index
 
 
-def _is_text(arrow_type: Any) -> bool:
+def is_text(arrow_type: Any) -> bool:
     import pyarrow as pa
 
     return bool(pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type))

@@ -21,7 +21,7 @@ from ..errors import ReadOnlyIndexError
 from .base import Filter, Row, StoreHit, TableSchema
 from .bm25 import lance_matches
 from .filters import ids_sql, to_sql
-from .hot import HotTables, vector_fields_of
+from .hot import HotTables, is_text, vector_fields_of
 
 os.environ.setdefault("LANCE_LOG", "error")  # keep Lance's Rust warnings off users' terminals
 
@@ -423,8 +423,6 @@ class LanceStore:
     def _bm25_here(self, handle: Any) -> list[str]:
         """Text columns whose BM25 a held table may rank itself: Lance's index covers every
         row, with the analyzer bm25.py reproduces (so the ranking is Lance's own)."""
-        import pyarrow as pa
-
         out = []
         for ix in handle.list_indices():
             details = getattr(ix, "index_details", None) or {}
@@ -432,12 +430,8 @@ class LanceStore:
             if ix.index_type != "FTS" or column is None or not lance_matches(details):
                 continue
             stats = handle.index_stats(ix.name)
-            field_type = handle.schema.field(column).type
-            if (
-                stats is not None
-                and stats.num_unindexed_rows == 0
-                and (pa.types.is_string(field_type) or pa.types.is_large_string(field_type))
-            ):
+            covered = stats is not None and stats.num_unindexed_rows == 0
+            if covered and is_text(handle.schema.field(column).type):
                 out.append(column)
         return out
 
