@@ -73,6 +73,7 @@ def build_store(root: Path, passages: int, images: int, text_dir: Path, clip_dir
     index yet; full-text indexes built). Reused when already there."""
     from mmretrieve import Index
     from mmretrieve.config import Settings
+    from mmretrieve.documents.chunking import passage_id
 
     if (root / ".complete").is_file():
         return root
@@ -81,6 +82,7 @@ def build_store(root: Path, passages: int, images: int, text_dir: Path, clip_dir
     settings = Settings(runtime="torch", precision="fp32")
     index = Index.open(root, text_model=str(text_dir), image_model=str(clip_dir), settings=settings)
     store = index.store
+    view = bool(index.settings.clip_text_view)  # the product's default: no CLIP text view
     store.ann_min_rows = 10**12  # no ANN while loading; the caller decides
     step = 10_000
     for start in range(0, passages, step):
@@ -90,14 +92,14 @@ def build_store(root: Path, passages: int, images: int, text_dir: Path, clip_dir
             "passages",
             [
                 {
-                    "id": f"p{start + i}",
+                    "id": passage_id(f"a{(start + i) % articles}", (start + i) // articles),
                     "article_id": f"a{(start + i) % articles}",
                     "text": synthetic_text(rng, vocab, 180),
                     "position": (start + i) // articles,
                     "section": "",
                     "content_hash": "h",
                     "bge": bge[i],
-                    "clip_text": clip[i],
+                    **({"clip_text": clip[i]} if view else {}),
                 }
                 for i in range(n)
             ],
@@ -271,7 +273,9 @@ def crossover(sizes: list[int], n_queries: int) -> dict[str, Any]:
     return out
 
 
-def end_to_end(root: Path, runtime: str, precision: str, n: int) -> dict[str, Any]:
+def end_to_end(
+    root: Path, runtime: str, precision: str, n: int, device: str | None = None
+) -> dict[str, Any]:
     """p50/p95 of ``n`` text, image and combined searches (after 2 warm-up ones each): text
     ``text_queries(n + 2)[i]``, picture ``query_pictures()[i % len]`` for search ``i``."""
     from mmretrieve import Index
@@ -279,7 +283,7 @@ def end_to_end(root: Path, runtime: str, precision: str, n: int) -> dict[str, An
 
     texts = text_queries(n + 2)
     pictures = query_pictures()
-    settings = Settings(runtime=runtime, precision=precision)
+    settings = Settings(runtime=runtime, precision=precision, device=device)
     index = Index.open(root, create=False, settings=settings)
     store = index.store
     # MMRETRIEVE_BENCH_SEQUENTIAL=1: the routes one after another, to compare with overlapped.

@@ -11,10 +11,10 @@ from typing import Any
 
 from .config import Settings, settings_from_env
 from .encoders.base import ImageTextEncoder, TextEncoder
-from .errors import IndexNotFoundError
+from .errors import IndexNotFoundError, UsageError
 from .indexing import Indexer, IndexingOptions, IndexReport, ProgressFn, sources_items
 from .store import ARTICLES, IMAGES, PASSAGES, Store, open_store, table_schemas
-from .store.manifest import check_format, check_model, new_manifest
+from .store.manifest import check_format, check_model, check_view, new_manifest
 from .types import Article, Image, ImageInput, Passage, Query, SearchResult
 
 NONE = "none"
@@ -86,12 +86,23 @@ class Index:
                 text_name = str(text_encoder.info["name"])
             if image_encoder is not None:
                 image_name = str(image_encoder.info["name"])
-            settings = settings.with_(text_model=text_name, image_model=image_name)
+            if settings.clip_text_view and image_name is None:
+                store.close()
+                raise UsageError(
+                    "the CLIP text view of passages needs an image model; leave out "
+                    "--clip-text-view or give --image-model"
+                )
+            settings = settings.with_(
+                text_model=text_name,
+                image_model=image_name,
+                clip_text_view=bool(settings.clip_text_view and image_name),
+            )
             index = cls(store, {}, settings, text_encoder, image_encoder)
             index._workload = "index"  # a new index is about to be filled
             index._create_manifest()
             return index
         check_format(manifest, where)
+        view = check_view(manifest, settings.clip_text_view, where)
         models = manifest["models"]
         for role, given in (("text", text_model), ("image", image_model)):
             if given is None:
@@ -114,11 +125,12 @@ class Index:
             or (image_entry["name"] if image_entry else None),
             chunk_tokens=manifest["chunking"]["max_tokens"],
             chunk_overlap=manifest["chunking"]["overlap"],
+            clip_text_view=view,
         )
         if image_entry is None:
             settings = settings.with_(image_model=None)
         store.ensure_tables(
-            table_schemas(models["text"]["dim"], image_entry["dim"] if image_entry else None)
+            table_schemas(models["text"]["dim"], image_entry["dim"] if image_entry else None, view)
         )
         return cls(store, manifest, settings, text_encoder, image_encoder)
 
@@ -131,10 +143,18 @@ class Index:
             "tokenizer": text.info.get("name"),
         }
         runtime: Any = runtime_record(text, image)
+        view = bool(self.settings.clip_text_view and image is not None)
         self.manifest = new_manifest(
-            text.info, image.info if image is not None else None, chunking, runtime, self.store.uri
+            text.info,
+            image.info if image is not None else None,
+            chunking,
+            runtime,
+            self.store.uri,
+            clip_text_view=view,
         )
-        self.store.ensure_tables(table_schemas(text.dim, image.dim if image is not None else None))
+        self.store.ensure_tables(
+            table_schemas(text.dim, image.dim if image is not None else None, view)
+        )
         self.store.write_manifest(self.manifest)
 
     # -- models (loaded on first use) -------------------------------------------------------
@@ -243,6 +263,7 @@ class Index:
                 self.image_encoder,
                 max_image_pixels=self.settings.max_image_pixels,
                 max_image_bytes=self.settings.max_image_bytes,
+                clip_text_view=bool(self.settings.clip_text_view),
             )
 
         return self._once("_searcher", make)

@@ -76,6 +76,7 @@ class IndexingOptions:
     max_image_pixels: int = 64_000_000
     max_image_bytes: int = 50_000_000
     prune: bool = False
+    clip_text_view: bool = False  # passages also get CLIP text vectors
 
     @classmethod
     def from_settings(cls, s: Settings, prune: bool = False) -> IndexingOptions:
@@ -88,6 +89,7 @@ class IndexingOptions:
             max_image_pixels=s.max_image_pixels,
             max_image_bytes=s.max_image_bytes,
             prune=prune,
+            clip_text_view=bool(s.clip_text_view),
         )
 
 
@@ -247,7 +249,11 @@ class Indexer:
         passages = [p for _, _, ps in batch for p in ps]
         texts = [p.text for p in passages]
         bge = self.text.encode_documents(texts)
-        clip_text = self.clip.encode_texts(texts) if self.clip is not None else None
+        clip_text = (
+            self.clip.encode_texts(texts)
+            if self.clip is not None and self.options.clip_text_view
+            else None
+        )
         clip_title = (
             self.clip.encode_texts([_title_text(a) for a, _, _ in batch])
             if self.clip is not None

@@ -249,13 +249,15 @@ with Index.open(work / "idx", text_model=str(text_dir), image_model=str(clip_dir
     report = index.add(corpus)
     assert (report.articles_added, report.images_added) == (2, 1), report
     runtime = index.manifest["runtime"]
-    assert runtime["text"]["runtime"] == "onnx" and runtime["image"]["runtime"] == "onnx", runtime
+    # auto without torch: measured among the engines that run the ONNX files.
+    engines = {runtime["text"]["runtime"], runtime["image"]["runtime"]}
+    assert engines <= {"onnx", "openvino"}, runtime
     result = index.search(text="Who is Bruce Wayne?", image=corpus / "photo.jpg", k=2)
     assert result.articles, result
 heavy = sorted(m for m in sys.modules if m.split(".")[0] in {"torch", "transformers"}
                and sys.modules[m] is not None)
 assert not heavy, heavy
-print("ok", runtime["text"]["dtype"])
+print("ok")
 """
 
 
@@ -277,7 +279,7 @@ def test_onnx_indexes_and_searches_without_torch(tiny_text_onnx, tiny_clip_onnx,
         timeout=300,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    assert result.stdout.strip() == "ok float32"  # auto: ONNX fp32 when torch is absent
+    assert result.stdout.strip() == "ok"
 
 
 FIRST_CALLS_AT_ONCE = """

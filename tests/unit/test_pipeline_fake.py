@@ -12,6 +12,7 @@ from PIL import Image as PILImage
 
 from fakes import SAMPLE_ARTICLES, FakeClipEncoder, FakeTextEncoder
 from mmretrieve import Index, IndexMismatchError, UsageError
+from mmretrieve.config import Settings
 
 ARTICLES = SAMPLE_ARTICLES
 
@@ -91,7 +92,7 @@ def test_fake_image_query_finds_same_image_and_article(tmp_path, corpus):
 
 
 def test_fake_combined_query(tmp_path, corpus):
-    index = _open(tmp_path)
+    index = _open(tmp_path, settings=Settings(clip_text_view=True))
     index.add(corpus)
     result = index.search(text="Bat man", image=corpus / "Batman" / "photo.png", k=3)
     first = result.articles[0]
@@ -201,3 +202,94 @@ def test_fake_text_only_index(tmp_path, corpus):
     assert result.routes["text->image:clip"] == "index has no image model"
     with pytest.raises(UsageError, match="without an image model"):
         index.search(image=corpus / "Batman" / "photo.png")
+
+
+def _passage_fields(index: Index) -> set[str]:
+    return set(index.store._table("passages").schema.names)
+
+
+def test_fake_new_index_has_no_clip_text_view_by_default(tmp_path, corpus):
+    long = corpus / "Lighthouse"
+    long.mkdir()
+    sentences = [f"The lighthouse keeper wrote entry number {i} in the log." for i in range(400)]
+    (long / "article.txt").write_text(" ".join(sentences), encoding="utf-8")
+    (long / "meta.json").write_text(json.dumps({"id": "wiki:en:Lighthouse", "title": "Lighthouse"}))
+    _picture(long / "photo.png", seed=99)
+    clip = FakeClipEncoder()
+    index = _open(tmp_path, clip=clip)
+    index.add(corpus)
+    assert index.store.count("passages", {"article_id": "wiki:en:Lighthouse"}) > 3
+    # Only the article titles went through CLIP's text tower, not the passages.
+    assert clip.texts_encoded == index.store.count("articles")
+    assert "clip_text" not in _passage_fields(index)
+    assert index.manifest["views"] == {"clip_text": False}
+    result = index.search(text="lighthouse keeper", image=long / "photo.png", k=3)
+    assert result.routes["image->passage:clip_text"].startswith("index built without")
+    assert {v for k, v in result.routes.items() if k != "image->passage:clip_text"} == {"ok"}
+    first = result.articles[0]
+    assert first.article.title == "Lighthouse"
+    # The article the picture votes for brings its first three passages.
+    voted = [
+        h.id
+        for a in result.articles
+        for h in a.passages
+        if "image->passage:votes" in h.route_scores and h.article_id == "wiki:en:Lighthouse"
+    ]
+    assert sorted(voted) == [f"wiki:en:Lighthouse#p{i}" for i in range(3)]
+
+
+def test_fake_clip_text_view_when_asked(tmp_path, corpus):
+    clip = FakeClipEncoder()
+    index = _open(tmp_path, clip=clip, settings=Settings(clip_text_view=True))
+    index.add(corpus)
+    assert clip.texts_encoded == index.store.count("passages") + index.store.count("articles")
+    assert "clip_text" in _passage_fields(index)
+    assert index.manifest["views"] == {"clip_text": True}
+    result = index.search(image=corpus / "Batman" / "photo.png", k=2)
+    assert result.routes["image->passage:clip_text"] == "ok"
+
+
+def test_fake_clip_text_view_is_the_index_s_choice(tmp_path, corpus):
+    _open(tmp_path, settings=Settings(clip_text_view=True)).close()
+    again = _open(tmp_path)  # not asked: the index's own choice
+    assert again.settings.clip_text_view is True
+    again.close()
+    with pytest.raises(IndexMismatchError, match="--no-clip-text-view"):
+        _open(tmp_path, settings=Settings(clip_text_view=False))
+    other = tmp_path / "plain"
+    Index.open(other, text_encoder=FakeTextEncoder(), image_encoder=FakeClipEncoder()).close()
+    with pytest.raises(IndexMismatchError, match="built without"):
+        Index.open(
+            other,
+            text_encoder=FakeTextEncoder(),
+            image_encoder=FakeClipEncoder(),
+            settings=Settings(clip_text_view=True),
+        )
+    with pytest.raises(UsageError, match="needs an image model"):
+        Index.open(
+            tmp_path / "text-only",
+            text_encoder=FakeTextEncoder(),
+            image_model="none",
+            settings=Settings(clip_text_view=True, image_model=None),
+        )
+
+
+def test_fake_index_from_before_the_choice_keeps_its_view(tmp_path, corpus):
+    """An index whose manifest predates the option has CLIP text vectors: it keeps them."""
+    index = _open(tmp_path, settings=Settings(clip_text_view=True))
+    index.add(corpus)
+    manifest = dict(index.manifest)
+    del manifest["views"]
+    index.store.write_manifest(manifest)
+    index.close()
+    clip = FakeClipEncoder()
+    again = _open(tmp_path, clip=clip)
+    assert again.settings.clip_text_view is True
+    (corpus / "Batman" / "article.txt").write_text(
+        ARTICLES["Batman"] + " He lives in Wayne Manor.", encoding="utf-8"
+    )
+    again.add(corpus)
+    changed = again.store.count("passages", {"article_id": "wiki:en:Batman"})
+    assert clip.texts_encoded == changed + 1  # the edited article's passages and its title
+    result = again.search(image=corpus / "Batman" / "photo.png", k=2)
+    assert result.routes["image->passage:clip_text"] == "ok"

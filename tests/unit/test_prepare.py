@@ -66,6 +66,29 @@ def test_prepare_off_leaves_auto_to_what_is_there(tiny_text_model_dir, cache, mo
     assert not cache.exists() or not any(cache.iterdir())
 
 
-def test_index_workload_is_not_prepared(tiny_text_model_dir, cache):
-    load_text_encoder(str(tiny_text_model_dir), runtime="auto", workload="index")
-    assert not cache.exists() or not any(cache.iterdir())
+def test_index_workload_records_the_fastest_batch_runtime(
+    tiny_text_model_dir, tiny_clip_model_dir, cache, monkeypatch
+):
+    """Batches are timed apart from queries, PyTorch among the candidates, in their own record."""
+    messages: list[str] = []
+    monkeypatch.setattr(prepare, "_stderr", messages.append)
+    text = load_text_encoder(str(tiny_text_model_dir), runtime="auto", workload="index")
+    clip = load_image_encoder(str(tiny_clip_model_dir), runtime="auto", workload="index")
+    assert any("batch (indexing)" in m for m in messages)
+    for model, kind, encoder in (
+        (tiny_text_model_dir, "text", text),
+        (tiny_clip_model_dir, "image", clip),
+    ):
+        resolved = resolve_model(str(model), kind)
+        folder = export_dir_for(resolved.name, resolved.revision)
+        assert not (folder / prepare.RECORD).exists()  # the query record is not touched
+        entry = json.loads((folder / prepare.RECORDS["index"]).read_text())[prepare.machine_key()]
+        timed = entry["median_ms"]
+        assert {"onnx fp32"} < set(timed) and any(k.startswith("torch ") for k in timed)
+        fit = [k for k in timed if entry["parity"][k] >= prepare.PARITY]
+        assert f"{entry['runtime']} {entry['precision']}" == min(fit, key=timed.__getitem__)
+        assert encoder.info["runtime"] == entry["runtime"]
+        assert "batches" in entry["reason"]
+    messages.clear()
+    again = load_text_encoder(str(tiny_text_model_dir), runtime="auto", workload="index")
+    assert messages == [] and again.info["runtime"] == text.info["runtime"]

@@ -163,7 +163,12 @@ def test_route_lists_and_rows_are_the_same(
     weights = resolve_weights(spec.get("weights"))
 
     def run() -> Any:
-        runner = RouteRunner(index.store, 20, article_ids=spec.get("article_ids"))
+        runner = RouteRunner(
+            index.store,
+            20,
+            article_ids=spec.get("article_ids"),
+            has_clip_text=bool(index.settings.clip_text_view),
+        )
         results, status = runner.run(vectors, weights)
         return list(results.items()), list(status.items()), runner.rows
 

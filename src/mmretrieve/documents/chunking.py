@@ -58,6 +58,11 @@ class _Unit:
 _Counted = tuple[_Unit, int]
 
 
+def passage_id(article_id: str, position: int) -> str:
+    """The id of an article's passage at ``position`` (0 = its first)."""
+    return f"{article_id}#p{position}"
+
+
 def chunk_article(
     article: Article,
     count_tokens: CountTokens,
@@ -80,7 +85,7 @@ def chunk_article(
         position = len(passages)
         passages.append(
             Passage(
-                id=f"{article.id}#p{position}",
+                id=passage_id(article.id, position),
                 article_id=article.id,
                 text=texts,
                 position=position,

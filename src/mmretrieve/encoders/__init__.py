@@ -94,11 +94,11 @@ def choose_runtime(
 def _resolve_runtime(
     name: str, kind: str, runtime: str, precision: str | None, workload: str, device: str | None
 ) -> tuple[str, str | None]:
-    if runtime == "auto" and workload == "query" and (precision or "auto") == "auto":
-        from mmretrieve.encoders.prepare import gpu_present, query_choice
+    if runtime == "auto" and (precision or "auto") == "auto":
+        from mmretrieve.encoders.prepare import gpu_present, prepared_choice
 
         if device == "cpu" or (device is None and not gpu_present()):
-            prepared = query_choice(name, kind)
+            prepared = prepared_choice(name, kind, workload)
             if prepared is not None:
                 return prepared.runtime, prepared.precision
     if runtime == "auto":

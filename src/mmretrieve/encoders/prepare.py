@@ -1,15 +1,18 @@
-"""Fast single queries without manual steps: what ``runtime="auto"`` does for the query workload.
+"""What ``runtime="auto"`` does on a CPU: measure once, then read the record.
 
-The first time a model is loaded for queries on a machine:
+The first time a model is loaded on a machine for a workload ("query": one at a time, "index":
+batches):
 
 1. when neither the model folder nor the export cache holds ONNX files for it, and torch and onnx
    are installed, the model is exported into the export cache (fp32; what
    `mmretrieve models export --no-int8` writes), under a file lock, into a temporary folder that
    is renamed into place, so a killed export leaves nothing half-written;
-2. each CPU runtime that can run those files (ONNX Runtime fp32; OpenVINO fp32, and bf16 where
-   the CPU has native bf16) is timed on one query of each kind the model answers, and the
-   fastest whose vectors stay within cosine ``PARITY`` of ONNX Runtime fp32 is recorded in
-   ``query_runtime.json`` in the export cache, keyed by the CPU, so the next process reads it.
+2. each CPU runtime that can run the model is timed on the workload's probe (one query of each
+   kind the model answers; or a batch of passages, of photos and of titles), and the fastest
+   whose vectors stay within cosine ``PARITY`` of ONNX Runtime fp32 is recorded in the export
+   cache (``query_runtime.json`` / ``index_runtime.json``), keyed by the CPU, so the next process
+   reads it. Queries choose among ONNX Runtime fp32 and OpenVINO (fp32, and bf16 where the CPU
+   has native bf16); batches also among PyTorch (bf16 where the CPU has it, else fp32).
 
 Loads after that read the record (no measurement). ``MMRETRIEVE_PREPARE=0`` turns both steps off:
 "auto" then picks from what is there, as ``runtime.choose`` says. Any failure here (no torch to
@@ -45,9 +48,18 @@ from mmretrieve.encoders.runtime import (
 
 ENV_PREPARE = "MMRETRIEVE_PREPARE"
 RECORD = "query_runtime.json"
+RECORDS = {"query": RECORD, "index": "index_runtime.json"}
 PARITY = 0.99  # least cosine to ONNX Runtime fp32 for a runtime to be chosen
-RUNS, WARMUP = 15, 3
+RUNS = {"query": 15, "index": 3}  # timed calls per runtime, after WARMUP
+WARMUP = {"query": 3, "index": 1}
 PROBE_TEXT = "who painted the ceiling of the sistine chapel in rome"
+# The index probe: passages as long as a chunk, photos and titles, in batches of this size.
+PROBE_BATCH = 16
+PROBE_PARAGRAPH = (
+    "the painter finished the ceiling of the chapel after four years of work on a scaffold "
+    "while the river flooded the lower town and the council met in the old hall to discuss "
+    "bridges taxes harvests the war in the north and the price of bread"
+)
 
 Log = Callable[[str], None]
 
@@ -84,6 +96,14 @@ def query_choice(name_or_path: str, kind: str, log: Log | None = None) -> Choice
     """The runtime and precision for single queries of this model on this machine, preparing
     (exporting, measuring) once when needed; None leaves the choice to ``runtime.choose``.
     ``log``: where the one-line notices go (default stderr)."""
+    return prepared_choice(name_or_path, kind, "query", log)
+
+
+def prepared_choice(
+    name_or_path: str, kind: str, workload: str, log: Log | None = None
+) -> Choice | None:
+    """The runtime and precision for ``workload`` ("query" or "index") of this model on this
+    machine, preparing once when needed; None leaves the choice to ``runtime.choose``."""
     log = log or _stderr
     if not enabled() or not has_module("onnxruntime"):
         return None
@@ -96,7 +116,7 @@ def query_choice(name_or_path: str, kind: str, log: Log | None = None) -> Choice
         folder = _export(resolved, kind, log)
         if folder is None:
             return None
-    record_path = export_dir_for(resolved.name, resolved.revision) / RECORD
+    record_path = export_dir_for(resolved.name, resolved.revision) / RECORDS[workload]
     key = machine_key()
     found = _recorded(record_path, key)
     if found is not None:
@@ -105,8 +125,9 @@ def query_choice(name_or_path: str, kind: str, log: Log | None = None) -> Choice
         found = _recorded(record_path, key)  # another process may have measured meanwhile
         if found is not None:
             return found
-        log(f"timing the query runtimes for {resolved.name} on this CPU (once)")
-        result = measure(name_or_path, kind)
+        what = "query" if workload == "query" else "batch (indexing)"
+        log(f"timing the {what} runtimes for {resolved.name} on this CPU (once)")
+        result = measure(name_or_path, kind, workload)
         if result is None:
             return None
         record = _read(record_path)
@@ -122,8 +143,11 @@ def _recorded(record_path: Path, key: str) -> Choice | None:
     return None
 
 
-def candidates() -> list[tuple[str, str]]:
+def candidates(workload: str = "query") -> list[tuple[str, str]]:
+    """ONNX Runtime fp32 first: the others are checked against it."""
     found = [("onnx", "fp32")]
+    if workload == "index" and has_module("torch") and has_module("transformers"):
+        found.append(("torch", "bf16" if cpu_supports_bf16() else "fp32"))
     if has_module("openvino"):
         found.append(("openvino", "fp32"))
         if cpu_supports_bf16():
@@ -131,41 +155,63 @@ def candidates() -> list[tuple[str, str]]:
     return found
 
 
-def measure(path: str, kind: str) -> dict[str, Any] | None:
-    """Median milliseconds of one query per runtime, parity with ONNX Runtime fp32, and the
-    choice: the fastest runtime within parity."""
+def _probe_inputs(workload: str) -> tuple[list[str], list[Any], list[str]]:
+    """Texts for the text model, pictures and short texts for CLIP: one query of each kind, or
+    a batch of chunk-long passages, photos and titles."""
     from PIL import Image
 
+    rng = np.random.default_rng(0)
+    if workload == "query":
+        picture = Image.fromarray(rng.integers(0, 255, (224, 224, 3), dtype=np.uint8))
+        return [PROBE_TEXT], [picture], [PROBE_TEXT]
+    words = np.asarray(PROBE_PARAGRAPH.split())
+    passages = [" ".join(rng.choice(words, 220)) for _ in range(PROBE_BATCH)]
+    titles = [" ".join(rng.choice(words, 3)) for _ in range(PROBE_BATCH)]
+    pictures = [
+        Image.fromarray(rng.integers(0, 255, (224, 224, 3), dtype=np.uint8))
+        for _ in range(PROBE_BATCH)
+    ]
+    return passages, pictures, titles
+
+
+def measure(path: str, kind: str, workload: str = "query") -> dict[str, Any] | None:
+    """Median milliseconds of the workload's probe per runtime, parity with ONNX Runtime fp32,
+    and the choice: the fastest runtime within parity."""
     from mmretrieve.encoders import load_image_encoder, load_text_encoder
 
-    rng = np.random.default_rng(0)
-    picture = Image.fromarray(rng.integers(0, 255, (224, 224, 3), dtype=np.uint8))
+    texts, pictures, short = _probe_inputs(workload)
 
     def probe(encoder: Any) -> Callable[[], list[np.ndarray]]:
-        """One query of each kind the model answers: their vectors."""
+        """The vectors of the probe's calls."""
         if kind == "text":
-            return lambda: [encoder.encode_queries([PROBE_TEXT])]
-        return lambda: [encoder.encode_images([picture]), encoder.encode_texts([PROBE_TEXT])]
+            if workload == "query":
+                return lambda: [encoder.encode_queries(texts)]
+            return lambda: [encoder.encode_documents(texts)]
+        return lambda: [encoder.encode_images(pictures), encoder.encode_texts(short)]
 
     timings: dict[str, float] = {}
     parity: dict[str, float] = {}
     reference: list[np.ndarray] | None = None
-    for runtime, precision in candidates():
+    for runtime, precision in candidates(workload):
         label = f"{runtime} {precision}"
         try:
             loader = load_text_encoder if kind == "text" else load_image_encoder
-            encoder = loader(path, runtime=runtime, precision=precision, workload="query")
+            encoder = loader(path, runtime=runtime, precision=precision, workload=workload)
             call = probe(encoder)
             out = call()
         except Exception:  # an engine that cannot run these files is not a candidate
             continue
         if reference is None:
+            if runtime != "onnx":  # nothing to check the others against
+                return None
             reference = out
-        parity[label] = min(float(np.sum(a * b)) for a, b in zip(out, reference, strict=True))
-        for _ in range(WARMUP):
+        parity[label] = min(
+            float(np.min(np.sum(a * b, axis=1))) for a, b in zip(out, reference, strict=True)
+        )
+        for _ in range(WARMUP[workload]):
             call()
         times = []
-        for _ in range(RUNS):
+        for _ in range(RUNS[workload]):
             start = time.perf_counter()
             call()
             times.append((time.perf_counter() - start) * 1000)
@@ -178,7 +224,8 @@ def measure(path: str, kind: str) -> dict[str, Any] | None:
     return {
         "runtime": runtime,
         "precision": precision,
-        "reason": f"fastest for one query on this CPU ({timings[best]} ms; measured once)",
+        "reason": f"fastest for {'one query' if workload == 'query' else 'batches'} on this CPU "
+        f"({timings[best]} ms; measured once)",
         "median_ms": timings,
         "parity": {k: round(v, 5) for k, v in parity.items()},
         "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

@@ -261,7 +261,12 @@ def collect_runs(
     t0 = time.perf_counter()
     background = index.searcher.background
     for qv in vectors:
-        runner = RouteRunner(index.store, depth, has_images=has_images)
+        runner = RouteRunner(
+            index.store,
+            depth,
+            has_images=has_images,
+            has_clip_text=bool(index.settings.clip_text_view),
+        )
         lists, status = runner.run(qv, active)
         runs.nulls.append(background.nulls(qv, list(lists)))
         for key, row in runner.rows.items():

@@ -167,6 +167,13 @@ def main(debug: bool) -> None:
     help="Tokens shared by consecutive passages for a new index (default 32).",
 )
 @click.option(
+    "--clip-text-view/--no-clip-text-view",
+    default=None,
+    help="For a new index: also embed every passage with CLIP's text tower, so a photo finds "
+    "passages that read like it (the image->passage:clip_text route). Off by default: it costs "
+    "a third of the indexing time and moved no query family on mixed_dev (docs/QUALITY.md).",
+)
+@click.option(
     "--report",
     "report_path",
     type=click.Path(path_type=Path),
@@ -193,6 +200,7 @@ def index_cmd(
     prune: bool,
     chunk_tokens: int | None,
     chunk_overlap: int | None,
+    clip_text_view: bool | None,
     report_path: Path | None,
     progress: bool,
     ray_address: str | None,
@@ -220,6 +228,7 @@ def index_cmd(
         create=True,
         chunk_tokens=chunk_tokens,
         chunk_overlap=chunk_overlap,
+        clip_text_view=clip_text_view,
         runtime=runtime,
         precision=precision,
     )

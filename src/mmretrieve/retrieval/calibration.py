@@ -27,7 +27,7 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -139,9 +139,15 @@ class Background:
     """Samples of each space's vectors, drawn from ``store`` on first use and refreshed when the
     tables change size. Thread-safe; one per searcher."""
 
-    def __init__(self, store: Store, sample_rows: int = SAMPLE_ROWS) -> None:
+    def __init__(
+        self,
+        store: Store,
+        sample_rows: int = SAMPLE_ROWS,
+        absent: Collection[tuple[str, str]] = (),
+    ) -> None:
         self.store = store
         self.sample_rows = sample_rows
+        self.absent = frozenset(absent)  # (table, vector field) pairs this index does not have
         self._samples: dict[str, _Sample | None] = {}
         self._sizes: dict[Source, int] = {}
         self._checked = 0.0
@@ -208,6 +214,8 @@ class Background:
         pooled background looks like the items the routes actually search."""
         sizes = {}
         for source in space.sources:
+            if (source.table, source.field) in self.absent:
+                continue
             sizes[source] = self._sizes[source] = self._count(source)
         total = sum(sizes.values())
         parts: list[np.ndarray] = []

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from ..documents.chunking import passage_id
 from ..store.base import ARTICLES, IMAGES, PASSAGES, Filter, Row, Store, StoreHit
 from . import weights as R
 
@@ -94,6 +95,10 @@ class RouteRunner:
     depth: int
     article_ids: Sequence[str] | None = None
     has_images: bool = True
+    # Passages carry CLIP text vectors (the index's CLIP text view): the image->passage:clip_text
+    # route runs, and a voted article shows the passages that look most like the picture rather
+    # than its first ones.
+    has_clip_text: bool = True
     rows: dict[Key, Row] = field(default_factory=dict)
 
     def _filter(self, extra: Mapping[str, Any] | None = None) -> Filter | None:
@@ -182,10 +187,13 @@ class RouteRunner:
 
     def _passages_of(self, article_scores: dict[str, float], vector: np.ndarray) -> Ranked:
         """A few passages of each article, articles by their score (best first), each article's
-        passages by CLIP similarity to the query image. A passage's raw score is its article's."""
+        passages by CLIP similarity to the query image (without the CLIP text view: its first
+        passages). A passage's raw score is its article's."""
         if not article_scores:
             return []
         order = sorted(article_scores, key=lambda a: (-article_scores[a], a))
+        if not self.has_clip_text:
+            return self._lead_passages(order, article_scores)
         hits = self.store.search(
             PASSAGES, "clip_text", vector, len(order) * 20, {"article_id": order}, PASSAGE_FIELDS
         )
@@ -208,6 +216,14 @@ class RouteRunner:
             for key, _ in self._ranked("passage", by_article[article_id]):
                 out.append((key, article_scores[article_id]))
         return out
+
+    def _lead_passages(self, order: list[str], article_scores: dict[str, float]) -> Ranked:
+        ids = [passage_id(a, i) for a in order for i in range(PASSAGES_PER_VOTED_ARTICLE)]
+        rows = {r["id"]: r for r in self.store.get(PASSAGES, ids, PASSAGE_FIELDS)}
+        hits = [
+            StoreHit(i, article_scores[rows[i]["article_id"]], rows[i]) for i in ids if i in rows
+        ]
+        return self._ranked("passage", hits)
 
     # -- dispatch ---------------------------------------------------------------------------
     def run(
@@ -266,7 +282,8 @@ class RouteRunner:
             # Runs (and can fail) whatever its weight: it also feeds the votes.
             image_hits = start(R.IMAGE_IMAGE, self.image_image, q)
             want(R.IMAGE_IMAGE, True, "")
-            if want(R.IMAGE_PASSAGE_CLIP, True, ""):
+            no_view = "index built without the CLIP text view of passages (--clip-text-view)"
+            if want(R.IMAGE_PASSAGE_CLIP, self.has_clip_text, no_view):
                 start(R.IMAGE_PASSAGE_CLIP, self.image_passage_clip, q)
             if want(R.IMAGE_PASSAGE_TITLE, True, ""):
                 start(R.IMAGE_PASSAGE_TITLE, self.image_passage_title, q)

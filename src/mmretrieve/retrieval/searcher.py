@@ -14,7 +14,7 @@ import numpy as np
 from ..documents.images import load_image
 from ..encoders.base import ImageTextEncoder, TextEncoder, input_edge
 from ..errors import UsageError
-from ..store.base import ARTICLES, Row, Store
+from ..store.base import ARTICLES, PASSAGES, Row, Store
 from ..types import Article, ArticleResult, Hit, ImageInput, Query, SearchResult
 from .batching import QueryEncoders
 from .calibration import Background, Null
@@ -68,6 +68,7 @@ class Searcher:
         max_image_pixels: int = 64_000_000,
         max_image_bytes: int = 50_000_000,
         default_weights: Mapping[str, float] | None = None,
+        clip_text_view: bool = True,
     ) -> None:
         self.store = store
         self.text_encoder = text_encoder
@@ -75,7 +76,9 @@ class Searcher:
         self.max_image_pixels = max_image_pixels
         self.max_image_bytes = max_image_bytes
         self.default_weights = default_weights
-        self.background = Background(store)
+        self.clip_text_view = clip_text_view
+        absent = () if clip_text_view else ((PASSAGES, "clip_text"),)
+        self.background = Background(store, absent=absent)
         limit_blas_threads()
         self.encoders = QueryEncoders(text_encoder, image_encoder)  # threads start on first use
 
@@ -169,6 +172,7 @@ class Searcher:
             depth,
             article_ids=options.article_ids,
             has_images=self.image_encoder is not None,
+            has_clip_text=self.clip_text_view,
         )
         t0 = time.perf_counter()
         route_lists, status = runner.run(vectors, weights)

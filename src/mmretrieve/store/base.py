@@ -120,10 +120,13 @@ class Store(Protocol):
     def close(self) -> None: ...
 
 
-def table_schemas(text_dim: int, clip_dim: int | None) -> list[TableSchema]:
-    """The three tables of DESIGN §5. Without an image model, CLIP vectors and images are absent."""
+def table_schemas(
+    text_dim: int, clip_dim: int | None, clip_text_view: bool = True
+) -> list[TableSchema]:
+    """The three tables of DESIGN §5. Without an image model, CLIP vectors and images are absent;
+    passages carry a CLIP text vector only with ``clip_text_view``."""
     passage_vectors = {"bge": text_dim}
-    if clip_dim:
+    if clip_dim and clip_text_view:
         passage_vectors["clip_text"] = clip_dim
     passages = TableSchema(
         PASSAGES,

@@ -22,6 +22,7 @@ def new_manifest(
     chunking: Mapping[str, Any],
     runtime: str,
     store: str,
+    clip_text_view: bool = False,
 ) -> dict[str, Any]:
     now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     return {
@@ -33,9 +34,36 @@ def new_manifest(
             "image": model_entry(image_info) if image_info else None,
         },
         "chunking": dict(chunking),
+        "views": {"clip_text": bool(clip_text_view and image_info)},
         "runtime": runtime,
         "store": store,
     }
+
+
+def clip_text_view(manifest: Mapping[str, Any]) -> bool:
+    """Whether passages carry a CLIP text vector. Indexes made before the choice existed have it
+    whenever they have an image model."""
+    views = manifest.get("views")
+    if isinstance(views, Mapping) and "clip_text" in views:
+        return bool(views["clip_text"])
+    return bool((manifest.get("models") or {}).get("image"))
+
+
+def check_view(manifest: Mapping[str, Any], wanted: bool | None, where: str) -> bool:
+    """The index's CLIP text view of passages; asking for the other one is a mismatch."""
+    built = clip_text_view(manifest)
+    if wanted is not None and bool(wanted) != built:
+        if wanted and not (manifest.get("models") or {}).get("image"):
+            raise IndexMismatchError(
+                f"index at {where} has no image model, so it cannot have a CLIP text view of "
+                f"its passages."
+            )
+        state, flag = ("with", "--no-clip-text-view") if built else ("without", "--clip-text-view")
+        raise IndexMismatchError(
+            f"index at {where} was built {state} the CLIP text view of passages. Leave the "
+            f"option out to use the index as built, or build a new index with {flag}."
+        )
+    return built
 
 
 def check_format(manifest: Mapping[str, Any], where: str) -> None:
