@@ -1,14 +1,19 @@
 """Which runtime and precision an encoder runs in: names, hardware checks, ONNX file lookup and
-the "auto" choice. Imports neither torch nor onnxruntime (it only asks whether they are installed).
+the fixed "auto" rule. Imports neither torch nor onnxruntime (it only asks whether they are
+installed).
 
-"auto" is decided by measurement (docs/BENCHMARKS.md, "What auto picks"):
+On a CPU, "auto" is first decided by measurement: ``encoders/prepare.py`` times the runtimes on
+this machine once per model and workload (queries one at a time, batches for indexing) and
+records the fastest within parity. The rule below decides when that is off
+(``MMRETRIEVE_PREPARE=0``) or cannot run (docs/BENCHMARKS.md, "What auto picks"):
 - no torch installed -> ONNX Runtime; no onnxruntime or no ONNX files -> PyTorch;
 - a CUDA device -> PyTorch in fp16;
 - batch work (indexing) on CPU -> PyTorch in bf16 (weights cast once) where the CPU has native bf16
   (AVX512-BF16 or AMX); without it ONNX Runtime fp32, which measured 2-3x PyTorch fp32 on
   batches; single queries on CPU -> ONNX Runtime;
 - precision: never int8 by itself. int8 is faster but its worst vectors fall below the parity bar
-  (cosine 0.99 against fp32) on the real all-MiniLM-L6-v2; ask for it with precision="int8".
+  (cosine 0.99 against fp32) on the real all-MiniLM-L6-v2 (ONNX Runtime dynamic int8, and NNCF's
+  static int8 for OpenVINO); ask for it with precision="int8".
 """
 
 from __future__ import annotations
