@@ -319,3 +319,50 @@ def test_openvino_first_calls_from_threads_at_once_do_not_hang(
             timeout=120,
         )
         assert result.stdout.strip() == "ok", result.stderr[-2000:]
+
+
+def test_openvino_bf16_compiles_from_an_ir_written_once_beside_the_onnx_file(
+    tiny_text_onnx, tmp_path, monkeypatch
+) -> None:
+    """bf16 sessions read an fp16-weight IR made from the ONNX file (less memory, faster load):
+    written once, rebuilt when the ONNX file is newer, skipped where the folder is read-only,
+    and its vectors within parity of ONNX Runtime fp32."""
+    import shutil
+
+    import openvino as ov
+
+    from mmretrieve.encoders.openvino import ir_for
+    from mmretrieve.encoders.runtime import onnx_file
+
+    folder = tmp_path / "model"
+    no_ir = shutil.ignore_patterns("*.openvino.*")  # other tests' sessions may have made one
+    shutil.copytree(tiny_text_onnx, folder, ignore=no_ir)
+    source = onnx_file(folder, "text", "fp32")
+    assert source is not None
+    core = ov.Core()
+    ir = ir_for(core, source)
+    assert ir is not None and ir.is_file() and ir.with_suffix(".bin").is_file()
+    assert ir.parent == source.parent and not list(folder.rglob(".ir-*"))
+    written = ir.stat().st_mtime_ns
+    assert ir_for(core, source) == ir and ir.stat().st_mtime_ns == written  # reused
+    os.utime(source, ns=(written + 10**9, written + 10**9))  # a newer ONNX file
+    assert ir_for(core, source) == ir and ir.stat().st_mtime_ns > written
+    assert cpu_supports_bf16(), "the CI machines have native bf16"
+    encoder = load_text_encoder(str(folder), runtime="openvino", precision="bf16")
+    reference = load_text_encoder(str(folder), runtime="onnx", precision="fp32")
+    texts = ["a short one", "Batman is a superhero who lives in Gotham City. " * 8]
+    assert_parity(reference.encode_documents(texts), encoder.encode_documents(texts), "ir bf16")
+
+    # A folder that cannot take the IR (read-only, full): the ONNX file is compiled itself.
+    from mmretrieve.encoders import openvino as ov_module
+
+    def refuse(*args, **kwargs):
+        raise PermissionError("read-only file system")
+
+    other = tmp_path / "other"
+    shutil.copytree(tiny_text_onnx, other, ignore=no_ir)
+    monkeypatch.setattr(ov_module.tempfile, "mkdtemp", refuse)
+    other_source = onnx_file(other, "text", "fp32")
+    assert other_source is not None and ir_for(core, other_source) is None
+    encoder = load_text_encoder(str(other), runtime="openvino", precision="bf16")
+    assert_parity(reference.encode_documents(texts), encoder.encode_documents(texts), "onnx bf16")

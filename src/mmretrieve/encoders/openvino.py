@@ -9,6 +9,8 @@ ONNX Runtime on the machine at hand, and checks its vectors against fp32 first.
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import threading
 from pathlib import Path
 from typing import Any
@@ -56,6 +58,40 @@ def _prepare_numpy_bridge(ov: Any) -> None:
             _numpy_done = True
 
 
+IR_SUFFIX = ".openvino"  # vision_model.onnx -> vision_model.openvino.xml + .bin, beside it
+
+
+def ir_for(core: Any, onnx_path: Path) -> Path | None:
+    """The ONNX file as OpenVINO IR with fp16 weights, written beside it once; None when that
+    folder cannot take it. For bf16 inference: the weights end up in bf16 either way, and
+    compiling from this IR instead of the ONNX file took 0.5 s instead of 1.7 s and left
+    CLIP ViT-B/32 holding 674 MiB instead of 1,282 (the ONNX path keeps the fp32 weights too)."""
+    target = onnx_path.with_name(onnx_path.stem + IR_SUFFIX + ".xml")
+    try:
+        if (
+            target.stat().st_mtime >= onnx_path.stat().st_mtime
+            and target.with_suffix(".bin").is_file()
+        ):
+            return target
+    except OSError:  # not written yet
+        pass
+    ov = require("openvino", "openvino")
+    try:
+        work = Path(tempfile.mkdtemp(prefix=".ir-", dir=onnx_path.parent))
+    except OSError:  # a read-only model folder: compile the ONNX file itself
+        return None
+    try:
+        ov.save_model(core.read_model(str(onnx_path)), work / "m.xml", compress_to_fp16=True)
+        # The weights first: a reader takes the IR only when its .xml is there.
+        os.replace(work / "m.bin", target.with_suffix(".bin"))
+        os.replace(work / "m.xml", target)
+    except Exception:  # disk full, an operator the IR writer refuses: use the ONNX file
+        return None
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return target
+
+
 class OpenVinoSession:
     """A compiled OpenVINO model with the two methods the ONNX encoders call on a session.
     Each thread gets its own infer request, so concurrent calls do not share state."""
@@ -73,8 +109,10 @@ class OpenVinoSession:
         threads = int(os.environ.get(ENV_THREADS, "0") or 0) or threads
         if threads:
             config["INFERENCE_NUM_THREADS"] = threads
+        core = ov.Core()
+        source = ir_for(core, path) if precision == "bf16" else None
         try:
-            self._model = ov.Core().compile_model(str(path), "CPU", config)
+            self._model = core.compile_model(str(source or path), "CPU", config)
         except Exception as exc:  # corrupt file, unsupported operator
             raise ModelLoadError(f"OpenVINO cannot load {path}: {exc}") from exc
         self._inputs = [_Input(i.get_any_name()) for i in self._model.inputs]
