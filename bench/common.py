@@ -213,6 +213,9 @@ def query_pictures() -> list[Path]:
         SHARED / "data" / "wiki_tutorial" / "images",
     ):
         found += sorted(p for p in folder.glob("*") if p.suffix.lower() in {".jpg", ".png"})
+    if not found:  # no shared data on this machine: generated photos
+        corpus = synthetic_corpus(CACHE / "corpus-query-photos", 0, 24)
+        found = sorted((corpus / "images").glob("*.jpg"))
     return found
 
 

@@ -4,8 +4,9 @@
 # The CUDA machine's python must have torch (with CUDA) and transformers. Everything else the
 # project needs comes from wheels downloaded beforehand into .wheels/ (ignored by git):
 #
-#   bench/gpu.sh fetch            # on a machine WITH network, in this repository; then copy the
-#                                 # repository (with .wheels/ and ../shared if you have it) over
+#   bench/gpu.sh fetch            # on a machine WITH network, in this repository (and, when
+#                                 # ../shared is there, the tokenizers the random models need);
+#                                 # then copy the repository with .wheels/ over
 #   bench/gpu.sh [OUT.json]       # on the CUDA machine: installs from .wheels/, runs, writes OUT
 #
 # PYTHON (default python3) picks the interpreter; fetch downloads wheels for its version unless
@@ -27,6 +28,13 @@ if [[ "${1:-}" == "fetch" ]]; then
     --platform manylinux_2_17_x86_64 --implementation cp \
     $(sed -n '/^dependencies = \[/,/^\]/p' pyproject.toml | grep -o '"[^"]*"' | tr -d '"') \
     "safetensors>=0.4"
+  # The tokenizers the random models are built with (a few MB), for a machine without ../shared.
+  shared=${MMRETRIEVE_SHARED:-../shared}
+  if [[ -d "$shared/models" ]]; then
+    mkdir -p "$WHEELS/shared/models"
+    cp -r "$shared/models/bge-small-en-v1.5-tokenizer" "$shared/models/clip-vit-b-32-tokenizer" \
+      "$WHEELS/shared/models/"
+  fi
   echo "wheels in $WHEELS: $(ls "$WHEELS" | wc -l) files"
   exit 0
 fi
@@ -37,6 +45,7 @@ OUT=${1:-gpu-results.json}
   exit 2
 }
 [[ -d "$WHEELS" ]] || { echo "bench/gpu.sh: no $WHEELS/; run 'bench/gpu.sh fetch' first" >&2; exit 2; }
+[[ -d "${MMRETRIEVE_SHARED:-../shared}/models" ]] || export MMRETRIEVE_SHARED="$PWD/$WHEELS/shared"
 VENV=.gpu-venv
 # The machine's own torch and transformers stay visible; the rest is installed from the wheels.
 [[ -x "$VENV/bin/python" ]] || "$PYTHON" -m venv --system-site-packages "$VENV"

@@ -172,8 +172,13 @@ def store_vectors(root: Path, table: str, field: str) -> tuple[list[str], np.nda
 
 
 def text_queries(n: int) -> list[str]:
-    """The first ``n`` questions of squad_dev: the text queries of every end-to-end run."""
-    with (SHARED / "data" / "squad_dev" / "queries.jsonl").open(encoding="utf-8") as fh:
+    """The first ``n`` questions of squad_dev: the text queries of every end-to-end run (on a
+    machine without the shared data, generated ten-word questions)."""
+    path = SHARED / "data" / "squad_dev" / "queries.jsonl"
+    if not path.is_file():
+        rng, vocab = random.Random(2), _vocabulary()
+        return [" ".join(rng.choice(vocab) for _ in range(10)) + "?" for _ in range(n)]
+    with path.open(encoding="utf-8") as fh:
         return [json.loads(line)["text"] for line in itertools.islice(fh, n)]
 
 
