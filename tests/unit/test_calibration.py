@@ -203,3 +203,15 @@ def test_an_exact_copy_in_a_tiny_index_is_confident():
     fused = fuse_explained(routes, DEFAULT_WEIGHTS, "calibrated", calibration={IMAGE: null})
     assert fused[0].key == "copy" and fused[0].confidence is not None
     assert fused[0].confidence > 0.99
+
+
+def test_rounding_in_a_model_whose_vectors_all_point_one_way_is_not_evidence():
+    """A degenerate (e.g. random tiny) model: every cosine within 1e-5 of 1. The best of them
+    stands out on the log scale by rounding alone; it must not read as a match. A near-copy
+    among ordinary scores still does."""
+    rng = np.random.default_rng(0)
+    crowded = 1 - np.abs(rng.normal(1.1e-5, 1e-6, 2000))
+    null = Null.of(crowded, 2000)
+    assert null.evidence(1 - 3e-6) < 1.0  # the gibberish query's "best" passage, by 1e-5
+    ordinary = Null.of(np.clip(rng.normal(0.5, 0.1, 2000), -1, 0.95), 2000)
+    assert ordinary.evidence(0.995) > 10

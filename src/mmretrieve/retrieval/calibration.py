@@ -40,6 +40,10 @@ SAMPLE_ROWS = 2048  # background vectors per table: enough for a median and a ta
 REFRESH_S = 10.0  # how often a searcher checks whether the tables grew or shrank
 _EPS = 1e-6
 MIN_SPREAD = 0.01  # least spread of unrelated scores (log distance; about 0.01 in cosine)
+# How far a cosine can move from numerics alone: the same text or photo encoded by two runtimes
+# or precisions that pass the 0.99 parity bar gives vectors within about 0.9999 of each other, so
+# a cosine to a query moves by ~1e-4. Near a cosine of 1 that is a wide step on the log scale.
+COSINE_NOISE = 1e-4
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,12 +125,16 @@ class Null:
         the sample. A small sample says little about the spread, so it is widened by two
         standard errors (x1.06 for 1,000 scores below the median, x2 for 4); and it is at least
         :data:`MIN_SPREAD`, as scores that barely vary (a tiny index, a degenerate model) would
-        otherwise make any difference look certain."""
+        otherwise make any difference look certain. Nor is it below what numerics alone move a
+        score by (:data:`COSINE_NOISE` in cosine, seen on the log scale at the median): a model
+        whose vectors all point one way (cosines within 1e-5 of 1) must not make rounding look
+        like a match."""
         y = log_distance(scores)
         median = float(np.median(y))
         below = median - y[y < median]
         spread = float(np.mean(below)) * (1 + 2 / math.sqrt(below.size)) if below.size else 0.0
-        return cls(median, max(spread, MIN_SPREAD), max(int(n), 1))
+        noise = COSINE_NOISE * math.exp(median)  # d(log distance) = d(cosine) / (1 - cosine)
+        return cls(median, max(spread, MIN_SPREAD, noise), max(int(n), 1))
 
 
 @dataclass
