@@ -101,7 +101,8 @@ class Hit:
     ``contributions`` maps it to what that route added to ``score`` (after normalisation and
     weights; they sum to ``score``). ``confidence``, from the calibrated fusion, is the chance in
     [0, 1] that the best route that found the item matched more than chance (docs/QUALITY.md);
-    None under other fusion methods."""
+    None under other fusion methods. ``article_ids``: for an image, every article that uses the
+    same picture (identical files are one image in the ranked list), best first."""
 
     kind: HitKind
     id: str
@@ -114,6 +115,7 @@ class Hit:
     section: str | None = None
     contributions: Mapping[str, float] = field(default_factory=dict)
     confidence: float | None = None
+    article_ids: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -85,6 +85,10 @@ def _small_corpus(wiki: Path, out: Path) -> Path:
                     )
                     + "\n"
                 )
+        # The query picture is used by a second article too (the same file, another row).
+        name = next((wiki / "images").glob(f"{QUERY_IMAGE}.*")).name
+        row = {"id": "shared_copy", "file": f"images/{name}", "article_id": "akshath:Nosferatu"}
+        fh.write(json.dumps(row) + "\n")
     return out
 
 
@@ -114,7 +118,7 @@ def server(
         base / "idx", text_model=str(tiny_text_model_dir), image_model=str(tiny_clip_model_dir)
     ) as index:
         report = index.add(corpus)
-        assert report.skipped == [] and report.images_added == 5
+        assert report.skipped == [] and report.images_added == 6  # 5 pictures, one in two articles
     port = _free_port()
     log = (base / "server.log").open("w")
     cmd = _serve_command() + [
@@ -196,6 +200,8 @@ def test_combined_query_shows_batman_card(
         assert time.monotonic() < deadline, "thumbnail did not load"
         time.sleep(0.1)
     assert card.locator("figcaption").first.inner_text().startswith("score ")
+    # The picture two articles use says so, in each article that shows it.
+    sync_api.expect(card.locator("figcaption", has_text="in 2 articles")).to_have_count(1)
     # Why this result: the article's confidence and what each route added to its score.
     assert "confidence" in card.locator(".card-head .score").inner_text()
     why = card.locator(".article-why").inner_text()
@@ -215,6 +221,8 @@ def test_combined_query_shows_batman_card(
     sync_api.expect(page.locator("ol.flat li").first).to_be_visible()
     kinds = page.locator("ol.flat .kind").all_inner_texts()
     assert kinds and {k.lower() for k in kinds} <= {"passage", "image"}
+    # ... and the flat list shows that picture once.
+    sync_api.expect(page.locator("ol.flat .shared", has_text="in 2 articles")).to_have_count(1)
     assert errors == []
     page.close()
 

@@ -293,3 +293,34 @@ def test_fake_index_from_before_the_choice_keeps_its_view(tmp_path, corpus):
     assert clip.texts_encoded == changed + 1  # the edited article's passages and its title
     result = again.search(image=corpus / "Batman" / "photo.png", k=2)
     assert result.routes["image->passage:clip_text"] == "ok"
+
+
+def test_fake_one_picture_in_three_articles_is_one_image_hit(tmp_path, corpus):
+    """The same file in three articles: one image in the flat list, naming all three (best
+    first); each article still shows it and counts it."""
+    shared = corpus / "Batman" / "photo.png"
+    for title in ("Tomato", "Vincent_van_Gogh"):
+        (corpus / title / "photo.png").write_bytes(shared.read_bytes())
+    index = _open(tmp_path)
+    index.add(corpus)
+    assert index.store.count("images") == 3  # three rows: one per article that uses it
+    result = index.search(image=shared, k=10)
+    images = [h for h in result.hits if h.kind == "image"]
+    assert len(images) == 1
+    hit = images[0]
+    assert sorted(hit.article_ids) == sorted(f"wiki:en:{t}" for t in ARTICLES)
+    assert hit.article_ids[0] == hit.article_id
+    shown = {a.article.id: a.images for a in result.articles}
+    assert set(shown) == set(hit.article_ids)
+    for article_id, pictures in shown.items():
+        assert len(pictures) == 1 and pictures[0].article_ids == hit.article_ids
+        assert pictures[0].article_id == article_id
+    from mmretrieve.interfaces.render import hit_dict
+
+    assert hit_dict(hit)["article_ids"] == list(hit.article_ids)
+    # Different pictures stay apart.
+    (corpus / "Tomato" / "photo.png").unlink()
+    _picture(corpus / "Tomato" / "photo.png", seed=7)
+    index.add(corpus)
+    again = index.search(image=shared, k=10)
+    assert len([h for h in again.hits if h.kind == "image"]) == 2

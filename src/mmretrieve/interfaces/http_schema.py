@@ -172,6 +172,11 @@ def _hit() -> dict[str, Any]:
             **common,
             "kind": {"const": "image"},
             "caption": _NULLABLE_STRING,
+            "article_ids": {
+                "type": "array",
+                "items": _STRING,
+                "description": "Every article using this picture (identical files), best first.",
+            },
             "url": _STRING,
             "thumbnail_url": _STRING,
         },

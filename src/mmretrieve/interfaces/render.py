@@ -26,7 +26,7 @@ def hit_dict(hit: Hit) -> dict[str, Any]:
     if hit.kind == "passage":
         out.update(text=hit.text, section=hit.section)
     else:
-        out.update(uri=hit.uri, caption=hit.caption)
+        out.update(uri=hit.uri, caption=hit.caption, article_ids=list(hit.article_ids))
     return out
 
 

@@ -27,7 +27,7 @@ Ranked = list[tuple[Key, float]]
 
 # content_hash: the searcher checks it against the article row, to leave out half-written articles.
 PASSAGE_FIELDS = ("id", "article_id", "text", "position", "section", "content_hash")
-IMAGE_FIELDS = ("id", "article_id", "uri", "caption", "alt_text", "width", "height")
+IMAGE_FIELDS = ("id", "article_id", "uri", "caption", "alt_text", "width", "height", "sha256")
 PASSAGES_PER_VOTED_ARTICLE = 3
 # Threads shared by every search in the process. A query starts at most 9 routes: 8 threads start
 # them all at once but the last, the votes, which waits for image->image anyway. More would only

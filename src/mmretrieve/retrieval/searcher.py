@@ -223,13 +223,31 @@ def rank(
     def make(item: _Ranked) -> Hit:
         if item.hit is None:
             key = item.fused.key
-            item.hit = _hit(item.fused, item.row, per_route[key])  # type: ignore[index]
+            item.hit = _hit(item.fused, item.row, per_route[key], item.article_ids)  # type: ignore[index]
         return item.hit
 
+    # Every article still counts a picture it shares with others; the flat list shows it once.
+    flat = _one_per_picture(ranked)
     grouped = group_by_article(
         ranked, articles, options.k, options.passages_per_article, options.images_per_article, make
     )
-    return [make(item) for item in ranked[: options.k]], grouped
+    return [make(item) for item in flat[: options.k]], grouped
+
+
+def _one_per_picture(ranked: list[_Ranked]) -> list[_Ranked]:
+    """``ranked`` with identical image files (same content hash) kept once, at the best copy's
+    place; every copy learns the articles of all (best first)."""
+    copies: dict[str, list[_Ranked]] = {}
+    for item in ranked:
+        digest = item.row.get("sha256") if item.kind == "image" else None
+        if digest:
+            copies.setdefault(str(digest), []).append(item)
+    for group in copies.values():
+        ids = tuple(dict.fromkeys(i.article_id for i in group if i.article_id))
+        for item in group:
+            item.article_ids = ids
+    drop = {id(i) for group in copies.values() for i in group[1:]}
+    return [item for item in ranked if id(item) not in drop] if drop else ranked
 
 
 class _Ranked:
@@ -237,6 +255,7 @@ class _Ranked:
 
     __slots__ = (
         "article_id",
+        "article_ids",
         "confidence",
         "contributions",
         "fused",
@@ -251,6 +270,7 @@ class _Ranked:
         self.fused, self.row, self.hit = fused, row, None
         self.kind = fused.key[0]  # type: ignore[index]
         self.article_id = row.get("article_id") or None
+        self.article_ids: tuple[str, ...] = (self.article_id,) if self.article_id else ()
         self.score = fused.score
         self.contributions = fused.contributions
         self.confidence = fused.confidence
@@ -301,7 +321,12 @@ def drop_half_written(
     return {name: [it for it in items if complete(it[0])] for name, items in route_lists.items()}
 
 
-def _hit(fused: Fused, row: Mapping[str, Any], routes: Mapping[str, float]) -> Hit:
+def _hit(
+    fused: Fused,
+    row: Mapping[str, Any],
+    routes: Mapping[str, float],
+    article_ids: tuple[str, ...] = (),
+) -> Hit:
     key: Key = fused.key  # type: ignore[assignment]
     kind, id_ = key
     common: dict[str, Any] = {
@@ -327,5 +352,6 @@ def _hit(fused: Fused, row: Mapping[str, Any], routes: Mapping[str, float]) -> H
         dict(routes),
         uri=row.get("uri"),
         caption=row.get("caption"),
+        article_ids=article_ids,
         **common,
     )

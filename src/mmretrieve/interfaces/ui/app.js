@@ -229,6 +229,12 @@ function passageItem(hit, pattern) {
     whyLine(hit));
 }
 
+// "in N articles" for a picture that several articles use (identical files), else "".
+function sharedBy(hit) {
+  const n = (hit.article_ids || []).length;
+  return n > 1 ? `in ${n} articles` : "";
+}
+
 function thumbItem(hit, title) {
   const alt = hit.caption || `Image from ${title || "an unlinked source"}`;
   const img = el("img", { alt, loading: "lazy", width: "136", height: "136" });
@@ -237,7 +243,7 @@ function thumbItem(hit, title) {
     title: "Open the original image" }, img);
   link.addEventListener("click", (e) => openOriginal(e, hit.url));
   return el("li", { class: "thumb" },
-    el("figure", {}, link, el("figcaption", { text: measure(hit) + (hit.caption ? ` · ${hit.caption}` : "") }),
+    el("figure", {}, link, el("figcaption", { text: [measure(hit), hit.caption, sharedBy(hit)].filter(Boolean).join(" · ") }),
       whyLine(hit)));
 }
 
@@ -273,8 +279,8 @@ function flatList(result, pattern) {
       el("span", { class: "score", text: measure(hit) }));
     if (hit.kind === "passage") {
       body.append(el("div", {}, highlighted(snippet(hit.text, pattern), pattern)));
-    } else if (hit.caption) {
-      body.append(el("div", { text: hit.caption }));
+    } else if (hit.caption || sharedBy(hit)) {
+      body.append(el("div", { class: "shared", text: [hit.caption, sharedBy(hit)].filter(Boolean).join(" · ") }));
     }
     body.append(whyLine(hit));
     let thumb = null;
