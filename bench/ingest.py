@@ -11,6 +11,7 @@ Examples:
     python bench/ingest.py --corpus images,text,wiki --runtime auto
     python bench/ingest.py --encoders
     python bench/ingest.py --efficiency --json     # end to end / encoders alone, same inputs
+    python bench/ingest.py --reuse --json          # photos used by 3 articles each
 """
 
 from __future__ import annotations
@@ -361,6 +362,54 @@ def efficiency(
         }
 
 
+def reuse(quick: bool) -> dict[str, Any]:
+    """Photos used by several articles: ``Index.add`` on N photos each in 3 articles (3N image
+    rows, N distinct files) against 3N distinct photos, same models, alternating rounds; the
+    files of the first are encoded once."""
+    import shutil
+
+    from mmretrieve import Index
+    from mmretrieve.config import Settings
+
+    n = 16 if quick else 120
+    distinct = synthetic_corpus(CACHE / f"corpus-images-{3 * n}", 0, 3 * n)
+    shared = CACHE / f"corpus-reuse-{n}x3"
+    if not (shared / ".complete").is_file():
+        shutil.rmtree(shared, ignore_errors=True)
+        (shared / "images").mkdir(parents=True)
+        (shared / "corpus.jsonl").write_text("")  # a JSONL corpus (of images only)
+        lines = (distinct / "images.jsonl").read_text(encoding="utf-8").splitlines()[:n]
+        with (shared / "images.jsonl").open("w", encoding="utf-8") as fh:
+            for line in lines:
+                row = json.loads(line)
+                shutil.copy(distinct / row["file"], shared / row["file"])
+                for use in range(3):
+                    fh.write(json.dumps({**row, "id": f"{row['id']}-{use}"}) + "\n")
+        (shared / ".complete").write_text("ok")
+    text_dir, clip_dir = random_models()
+    times: dict[str, list[float]] = {"reused": [], "distinct": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        loader = Index.open(Path(tmp) / "models", text_model=str(text_dir),
+                            image_model=str(clip_dir), settings=Settings())  # fmt: skip
+        loader._workload = "index"
+        text, clip = loader.text_encoder, loader.image_encoder
+        for _ in range(2):
+            for name, corpus in (("reused", shared), ("distinct", distinct)):
+                index = Index.open(Path(tempfile.mkdtemp(dir=tmp)) / "idx", text_encoder=text,
+                                   image_encoder=clip)  # fmt: skip
+                report = index.add(corpus)
+                index.close()
+                assert report.images_added == 3 * n, report
+                times[name].append(report.seconds)
+    best = {name: min(values) for name, values in times.items()}
+    return {
+        "image_rows": 3 * n,
+        "distinct_files": {"reused": n, "distinct": 3 * n},
+        "seconds": {name: [round(v, 2) for v in values] for name, values in times.items()},
+        "speedup": round(best["distinct"] / best["reused"], 2),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="small corpora (smoke run)")
@@ -380,6 +429,9 @@ def main() -> None:
         action="store_true",
         help="end to end against the encoders alone, on the same inputs (images and passages)",
     )
+    parser.add_argument(
+        "--reuse", action="store_true", help="photos used by 3 articles each vs distinct photos"
+    )
     parser.add_argument("--wait", action="store_true", help="wait for load average < 2.5 first")
     parser.add_argument("--one", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -392,6 +444,8 @@ def main() -> None:
     result: dict[str, Any] = {"bench": "ingest", "machine": machine(), "load_at_start": load}
     if args.parity:
         result["parity"] = parity_table()
+    elif args.reuse:
+        result["reuse"] = reuse(args.quick)
     elif args.efficiency:
         ensure_onnx(*random_models())
         result["efficiency"] = [

@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import re
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -77,6 +77,9 @@ class IndexingOptions:
     max_image_bytes: int = 50_000_000
     prune: bool = False
     clip_text_view: bool = False  # passages also get CLIP text vectors
+    # CLIP vectors of recently encoded files, by content hash: a file that several articles use
+    # (flags, logos, a photo reused across Wikipedia) is encoded once. 2 KiB each.
+    reuse_image_vectors: int = 20_000
 
     @classmethod
     def from_settings(cls, s: Settings, prune: bool = False) -> IndexingOptions:
@@ -174,6 +177,7 @@ class Indexer:
         self._edge = input_edge(image_encoder)
         self._seen_articles: set[str] = set()
         self._seen_images: set[str] = set()
+        self._vector_of: OrderedDict[str, np.ndarray] = OrderedDict()  # sha256 -> CLIP vector
 
     def _hashes(self, table: str) -> dict[str, str]:
         return {r["id"]: r["content_hash"] for r in self.store.scan(table, ["id", "content_hash"])}
@@ -349,7 +353,7 @@ class Indexer:
         if not self._pending_images or self.clip is None:
             return
         batch, self._pending_images = self._pending_images, []
-        vectors = self.clip.encode_images([pic for _, _, pic in batch])
+        vectors = self._image_vectors(batch)
         captions = [_caption_text(meta) for meta, _, _ in batch]
         with_caption = [i for i, c in enumerate(captions) if c]
         caption_vectors = np.zeros((len(batch), self.text.dim), dtype=np.float32)
@@ -376,12 +380,43 @@ class Indexer:
                     "caption_bge": caption_vectors[i],
                 }
             )
-        self.report.images_encoded += len(batch)
         for meta, digest, _ in batch:
             self._image_hashes[meta.id] = digest
         self.progress("images", len(batch))
         if len(rows) >= self.options.write_batch_images:
             self._write_images()
+
+    def _image_vectors(self, batch: list[tuple[Image, str, Any]]) -> np.ndarray:
+        """CLIP vectors of ``batch``; a file already encoded in this run (same content hash) is
+        not encoded again."""
+        assert self.clip is not None
+        shas = [meta.sha256 or "" for meta, _, _ in batch]
+        first: dict[str, int] = {}
+        todo = []
+        for i, sha in enumerate(shas):
+            if not sha or (sha not in self._vector_of and sha not in first):
+                todo.append(i)
+                if sha:
+                    first[sha] = i
+        encoded = self.clip.encode_images([batch[i][2] for i in todo]) if todo else None
+        fresh = {i: encoded[j] for j, i in enumerate(todo)} if encoded is not None else {}
+        rows = []
+        for i, sha in enumerate(shas):
+            if i in fresh:
+                rows.append(fresh[i])
+            elif sha in first:  # the same file earlier in this batch
+                rows.append(fresh[first[sha]])
+            else:  # encoded in an earlier batch
+                rows.append(self._vector_of[sha])
+        vectors = np.stack(rows)
+        for i, sha in enumerate(shas):
+            if sha:
+                self._vector_of[sha] = vectors[i]
+                self._vector_of.move_to_end(sha)
+        while len(self._vector_of) > max(0, self.options.reuse_image_vectors):
+            self._vector_of.popitem(last=False)
+        self.report.images_encoded += len(todo)
+        return vectors
 
     def _write_images(self) -> None:
         """One store commit for many encoded batches (each commit has a fixed cost)."""

@@ -295,15 +295,22 @@ def test_fake_index_from_before_the_choice_keeps_its_view(tmp_path, corpus):
     assert result.routes["image->passage:clip_text"] == "ok"
 
 
-def test_fake_one_picture_in_three_articles_is_one_image_hit(tmp_path, corpus):
+@pytest.mark.parametrize("batch", [16, 1], ids=["one-batch", "batch-per-image"])
+def test_fake_one_picture_in_three_articles_is_one_image_hit(tmp_path, corpus, batch):
     """The same file in three articles: one image in the flat list, naming all three (best
     first); each article still shows it and counts it."""
     shared = corpus / "Batman" / "photo.png"
     for title in ("Tomato", "Vincent_van_Gogh"):
         (corpus / title / "photo.png").write_bytes(shared.read_bytes())
-    index = _open(tmp_path)
-    index.add(corpus)
+    clip = FakeClipEncoder()
+    index = _open(tmp_path, clip=clip, settings=Settings(image_batch_size=batch))
+    report = index.add(corpus)
     assert index.store.count("images") == 3  # three rows: one per article that uses it
+    # ... and one model call: the file is encoded once, its vector reused for the copies.
+    assert (report.images_added, report.images_encoded, clip.images_encoded) == (3, 1, 1)
+    stored = index.store.get("images", [r["id"] for r in index.store.scan("images", ["id"])],
+                             ["id", "clip_image"])  # fmt: skip
+    assert len({tuple(np.round(r["clip_image"], 6)) for r in stored}) == 1
     result = index.search(image=shared, k=10)
     images = [h for h in result.hits if h.kind == "image"]
     assert len(images) == 1
