@@ -243,7 +243,7 @@ def crossover(sizes: list[int], n_queries: int) -> dict[str, Any]:
     for n in sizes:
         with tempfile.TemporaryDirectory() as tmp:
             store = LanceStore(tmp)
-            store.ensure_tables(table_schemas(384, None))
+            store.ensure_tables(table_schemas(384, None, clip_text_view=False))
             store.ann_min_rows = 10**12
             data = vec.sample(n, 384)
             for s in range(0, n, 20_000):

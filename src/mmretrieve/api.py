@@ -130,7 +130,11 @@ class Index:
         if image_entry is None:
             settings = settings.with_(image_model=None)
         store.ensure_tables(
-            table_schemas(models["text"]["dim"], image_entry["dim"] if image_entry else None, view)
+            table_schemas(
+                models["text"]["dim"],
+                image_entry["dim"] if image_entry else None,
+                clip_text_view=view,
+            )
         )
         return cls(store, manifest, settings, text_encoder, image_encoder)
 
@@ -153,7 +157,7 @@ class Index:
             clip_text_view=view,
         )
         self.store.ensure_tables(
-            table_schemas(text.dim, image.dim if image is not None else None, view)
+            table_schemas(text.dim, image.dim if image is not None else None, clip_text_view=view)
         )
         self.store.write_manifest(self.manifest)
 

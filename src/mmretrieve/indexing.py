@@ -78,7 +78,8 @@ class IndexingOptions:
     prune: bool = False
     clip_text_view: bool = False  # passages also get CLIP text vectors
     # CLIP vectors of recently encoded files, by content hash: a file that several articles use
-    # (flags, logos, a photo reused across Wikipedia) is encoded once. 2 KiB each.
+    # (flags, logos, a photo reused across Wikipedia) is encoded once per Indexer (under Ray,
+    # once per batch of work). 2 KiB each.
     reuse_image_vectors: int = 20_000
 
     @classmethod

@@ -102,7 +102,8 @@ class Hit:
     weights; they sum to ``score``). ``confidence``, from the calibrated fusion, is the chance in
     [0, 1] that the best route that found the item matched more than chance (docs/QUALITY.md);
     None under other fusion methods. ``article_ids``: for an image, every article that uses the
-    same picture (identical files are one image in the ranked list), best first."""
+    same picture (identical files are one image in the ranked list): those this search found,
+    best first, then the others."""
 
     kind: HitKind
     id: str

@@ -107,7 +107,7 @@ def make_store(request, tmp_path):
 
     def make() -> Store:
         store = STORE_FACTORIES[request.param](tmp_path)
-        store.ensure_tables(table_schemas(TEXT_DIM, CLIP_DIM))
+        store.ensure_tables(table_schemas(TEXT_DIM, CLIP_DIM, clip_text_view=True))
         made.append(store)
         return store
 

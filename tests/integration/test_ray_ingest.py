@@ -77,7 +77,7 @@ def _rows(index: Index) -> dict[str, list[dict]]:
     models = index.manifest["models"]
     out = {}
     view = bool(index.settings.clip_text_view)
-    for schema in table_schemas(models["text"]["dim"], models["image"]["dim"], view):
+    for schema in table_schemas(models["text"]["dim"], models["image"]["dim"], clip_text_view=view):
         names = [*schema.field_names, *schema.vectors]
         rows = [
             {k: np.asarray(v).round(6).tolist() if k in schema.vectors else v for k, v in r.items()}

@@ -134,7 +134,7 @@ def test_the_analyzer_keeps_query_repeats_and_drops_stop_words_after_stemming():
 
 def test_the_store_creates_the_index_this_module_reproduces(tmp_path):
     store = open_store(tmp_path / "idx")
-    store.ensure_tables(table_schemas(4, 4))
+    store.ensure_tables(table_schemas(4, 4, clip_text_view=True))
     store.upsert(
         "passages",
         [

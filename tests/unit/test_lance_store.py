@@ -11,9 +11,9 @@ from mmretrieve.store.lance import READ_CONSISTENCY_S
 def test_a_long_lived_handle_sees_another_writers_commits(tmp_path):
     """A running server must see what a concurrent `mmretrieve index` commits."""
     writer = open_store(tmp_path / "idx")
-    writer.ensure_tables(table_schemas(8, None))
+    writer.ensure_tables(table_schemas(8, None, clip_text_view=False))
     reader = open_store(tmp_path / "idx")
-    reader.ensure_tables(table_schemas(8, None))
+    reader.ensure_tables(table_schemas(8, None, clip_text_view=False))
     assert reader.count("articles") == 0
     row = {
         "id": "x",

@@ -321,48 +321,56 @@ def test_openvino_first_calls_from_threads_at_once_do_not_hang(
         assert result.stdout.strip() == "ok", result.stderr[-2000:]
 
 
-def test_openvino_bf16_compiles_from_an_ir_written_once_beside_the_onnx_file(
+def test_openvino_bf16_compiles_from_an_ir_made_once_into_the_cache(
     tiny_text_onnx, tmp_path, monkeypatch
 ) -> None:
     """bf16 sessions read an fp16-weight IR made from the ONNX file (less memory, faster load):
-    written once, rebuilt when the ONNX file is newer, skipped where the folder is read-only,
-    and its vectors within parity of ONNX Runtime fp32."""
+    made once into the export cache (never into the model folder, whose files make its
+    revision), made again when the ONNX file changes, and skipped, or ignored when it cannot be
+    read, in favour of the ONNX file; its vectors within parity of ONNX Runtime fp32."""
     import shutil
 
     import openvino as ov
 
+    from mmretrieve.encoders import openvino as ov_module
     from mmretrieve.encoders.openvino import ir_for
+    from mmretrieve.encoders.resolve import folder_fingerprint
     from mmretrieve.encoders.runtime import onnx_file
 
+    monkeypatch.setenv("MMRETRIEVE_ONNX_CACHE", str(tmp_path / "cache"))
     folder = tmp_path / "model"
-    no_ir = shutil.ignore_patterns("*.openvino.*")  # other tests' sessions may have made one
-    shutil.copytree(tiny_text_onnx, folder, ignore=no_ir)
+    shutil.copytree(tiny_text_onnx, folder)
+    revision = folder_fingerprint(folder)
     source = onnx_file(folder, "text", "fp32")
     assert source is not None
     core = ov.Core()
     ir = ir_for(core, source)
     assert ir is not None and ir.is_file() and ir.with_suffix(".bin").is_file()
-    assert ir.parent == source.parent and not list(folder.rglob(".ir-*"))
-    written = ir.stat().st_mtime_ns
-    assert ir_for(core, source) == ir and ir.stat().st_mtime_ns == written  # reused
-    os.utime(source, ns=(written + 10**9, written + 10**9))  # a newer ONNX file
-    assert ir_for(core, source) == ir and ir.stat().st_mtime_ns > written
+    assert (tmp_path / "cache") in ir.parents and not list(ir.parent.parent.glob(".ir-*"))
+    assert ir_for(core, source) == ir  # made once
     assert cpu_supports_bf16(), "the CI machines have native bf16"
     encoder = load_text_encoder(str(folder), runtime="openvino", precision="bf16")
     reference = load_text_encoder(str(folder), runtime="onnx", precision="fp32")
     texts = ["a short one", "Batman is a superhero who lives in Gotham City. " * 8]
     assert_parity(reference.encode_documents(texts), encoder.encode_documents(texts), "ir bf16")
+    assert folder_fingerprint(folder) == revision  # the model folder is untouched
 
-    # A folder that cannot take the IR (read-only, full): the ONNX file is compiled itself.
-    from mmretrieve.encoders import openvino as ov_module
+    later = ir.stat().st_mtime_ns + 10**9
+    os.utime(source, ns=(later, later))  # the ONNX file changed: another IR
+    again = ir_for(core, source)
+    assert again is not None and again != ir
 
+    # An IR this OpenVINO cannot read: the ONNX file is compiled instead.
+    again.write_text("<not an IR>")
+    encoder = load_text_encoder(str(folder), runtime="openvino", precision="bf16")
+    assert_parity(reference.encode_documents(texts), encoder.encode_documents(texts), "onnx bf16")
+
+    # No cache to write into (read-only, full): the ONNX file is compiled itself.
     def refuse(*args, **kwargs):
         raise PermissionError("read-only file system")
 
-    other = tmp_path / "other"
-    shutil.copytree(tiny_text_onnx, other, ignore=no_ir)
+    monkeypatch.setenv("MMRETRIEVE_ONNX_CACHE", str(tmp_path / "other-cache"))
     monkeypatch.setattr(ov_module.tempfile, "mkdtemp", refuse)
-    other_source = onnx_file(other, "text", "fp32")
-    assert other_source is not None and ir_for(core, other_source) is None
-    encoder = load_text_encoder(str(other), runtime="openvino", precision="bf16")
+    assert ir_for(core, source) is None
+    encoder = load_text_encoder(str(folder), runtime="openvino", precision="bf16")
     assert_parity(reference.encode_documents(texts), encoder.encode_documents(texts), "onnx bf16")

@@ -325,9 +325,34 @@ def test_fake_one_picture_in_three_articles_is_one_image_hit(tmp_path, corpus, b
     from mmretrieve.interfaces.render import hit_dict
 
     assert hit_dict(hit)["article_ids"] == list(hit.article_ids)
+    # The articles of copies this search did not reach are named too (after those it found).
+    narrow = index.search(image=shared, k=10, article_ids=["wiki:en:Batman"])
+    (only,) = [h for h in narrow.hits if h.kind == "image"]
+    assert only.article_ids[0] == "wiki:en:Batman"
+    assert sorted(only.article_ids) == sorted(hit.article_ids)
     # Different pictures stay apart.
     (corpus / "Tomato" / "photo.png").unlink()
     _picture(corpus / "Tomato" / "photo.png", seed=7)
     index.add(corpus)
     again = index.search(image=shared, k=10)
     assert len([h for h in again.hits if h.kind == "image"]) == 2
+
+
+def test_fake_format_versions(tmp_path, corpus):
+    """New indexes are format 2 (the CLIP text view became optional); format 1 indexes open and
+    grow as they are; an unknown version is refused with a clear message."""
+    index = _open(tmp_path)
+    assert index.manifest["format_version"] == 2
+    index.add(corpus)
+    manifest = dict(index.manifest, format_version=1)
+    manifest.pop("views")
+    index.store.write_manifest(manifest)
+    index.close()
+    again = _open(tmp_path)
+    assert again.manifest["format_version"] == 1
+    again.close()
+    index = _open(tmp_path)
+    index.store.write_manifest(dict(index.manifest, format_version=99))
+    index.close()
+    with pytest.raises(IndexMismatchError, match="format version 99"):
+        _open(tmp_path)

@@ -153,7 +153,7 @@ def test_lance_builds_ann_index_past_the_threshold(tmp_path: Path) -> None:
     from mmretrieve.store.lance import LanceStore
 
     store = LanceStore(tmp_path / "db")
-    store.ensure_tables(table_schemas(32, None))
+    store.ensure_tables(table_schemas(32, None, clip_text_view=False))
     rng = np.random.default_rng(0)
     vectors = rng.standard_normal((600, 32)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)

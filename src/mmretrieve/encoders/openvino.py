@@ -8,6 +8,8 @@ ONNX Runtime on the machine at hand, and checks its vectors against fp32 first.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import os
 import shutil
 import tempfile
@@ -18,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from mmretrieve.encoders.onnx import OnnxClipEncoder, OnnxTextEncoder
-from mmretrieve.encoders.runtime import DTYPE_NAMES, cpu_supports_bf16
+from mmretrieve.encoders.runtime import DTYPE_NAMES, cpu_supports_bf16, onnx_cache_dir
 from mmretrieve.errors import ModelLoadError, UsageError, require
 
 ENV_THREADS = "MMRETRIEVE_OPENVINO_THREADS"
@@ -58,38 +60,36 @@ def _prepare_numpy_bridge(ov: Any) -> None:
             _numpy_done = True
 
 
-IR_SUFFIX = ".openvino"  # vision_model.onnx -> vision_model.openvino.xml + .bin, beside it
-
-
 def ir_for(core: Any, onnx_path: Path) -> Path | None:
-    """The ONNX file as OpenVINO IR with fp16 weights, written beside it once; None when that
-    folder cannot take it. For bf16 inference: the weights end up in bf16 either way, and
-    compiling from this IR instead of the ONNX file took 0.5 s instead of 1.7 s and left
-    CLIP ViT-B/32 holding 674 MiB instead of 1,282 (the ONNX path keeps the fp32 weights too)."""
-    target = onnx_path.with_name(onnx_path.stem + IR_SUFFIX + ".xml")
-    try:
-        if (
-            target.stat().st_mtime >= onnx_path.stat().st_mtime
-            and target.with_suffix(".bin").is_file()
-        ):
-            return target
-    except OSError:  # not written yet
-        pass
+    """The ONNX file as OpenVINO IR with fp16 weights, made once into the export cache; None
+    when it cannot be made there. For bf16 inference: the weights end up in bf16 either way, and
+    compiling from this IR instead of the ONNX file took 0.5 s instead of 1.7 and left CLIP
+    ViT-B/32 holding 674 MiB instead of 1,282 (the ONNX path keeps the fp32 weights too).
+
+    The IR is keyed by the ONNX file (path, size, modification time) and the OpenVINO version,
+    and never written into a model's own folder (whose files make its revision). It is written
+    into a temporary folder that is renamed into place, so a reader sees a whole IR or none."""
     ov = require("openvino", "openvino")
     try:
-        work = Path(tempfile.mkdtemp(prefix=".ir-", dir=onnx_path.parent))
-    except OSError:  # a read-only model folder: compile the ONNX file itself
+        stat = onnx_path.stat()
+        key = f"{onnx_path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{ov.__version__}"
+        folder = onnx_cache_dir() / "openvino-ir" / hashlib.sha256(key.encode()).hexdigest()[:16]
+        target = folder / "model.xml"
+        if target.is_file():
+            return target
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        work = Path(tempfile.mkdtemp(prefix=".ir-", dir=folder.parent))
+    except OSError:  # no cache to write into: compile the ONNX file itself
         return None
     try:
-        ov.save_model(core.read_model(str(onnx_path)), work / "m.xml", compress_to_fp16=True)
-        # The weights first: a reader takes the IR only when its .xml is there.
-        os.replace(work / "m.bin", target.with_suffix(".bin"))
-        os.replace(work / "m.xml", target)
+        ov.save_model(core.read_model(str(onnx_path)), work / "model.xml", compress_to_fp16=True)
+        with contextlib.suppress(OSError):  # another process put its IR there first: use that
+            os.replace(work, folder)
     except Exception:  # disk full, an operator the IR writer refuses: use the ONNX file
         return None
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    return target
+    return target if target.is_file() else None
 
 
 class OpenVinoSession:
@@ -111,10 +111,16 @@ class OpenVinoSession:
             config["INFERENCE_NUM_THREADS"] = threads
         core = ov.Core()
         source = ir_for(core, path) if precision == "bf16" else None
-        try:
-            self._model = core.compile_model(str(source or path), "CPU", config)
-        except Exception as exc:  # corrupt file, unsupported operator
-            raise ModelLoadError(f"OpenVINO cannot load {path}: {exc}") from exc
+        compiled: Any = None
+        if source is not None:
+            with contextlib.suppress(Exception):  # an IR it cannot read: the ONNX file still can
+                compiled = core.compile_model(str(source), "CPU", config)
+        if compiled is None:
+            try:
+                compiled = core.compile_model(str(path), "CPU", config)
+            except Exception as exc:  # corrupt file, unsupported operator
+                raise ModelLoadError(f"OpenVINO cannot load {path}: {exc}") from exc
+        self._model = compiled
         self._inputs = [_Input(i.get_any_name()) for i in self._model.inputs]
         self._local = threading.local()
 

@@ -248,12 +248,14 @@ def _export(resolved: ResolvedModel, kind: str, log: Log) -> Path | None:
         work = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
         try:
             export_model(str(resolved.path), work, kind=kind, int8=False)
-            keep = _read(target / RECORD)  # timings already recorded for this revision
+            # Timings already recorded for this revision survive the new files.
+            keep = {name: _read(target / name) for name in RECORDS.values()}
             if target.exists():
                 shutil.rmtree(target)
             os.replace(work, target)
-            if keep:
-                _write(target / RECORD, keep)
+            for name, record in keep.items():
+                if record:
+                    _write(target / name, record)
         except Exception as exc:
             log(f"could not export {resolved.name} ({exc}); queries use PyTorch")
             shutil.rmtree(work, ignore_errors=True)

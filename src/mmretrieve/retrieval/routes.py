@@ -98,7 +98,7 @@ class RouteRunner:
     # Passages carry CLIP text vectors (the index's CLIP text view): the image->passage:clip_text
     # route runs, and a voted article shows the passages that look most like the picture rather
     # than its first ones.
-    has_clip_text: bool = True
+    has_clip_text: bool = False
     rows: dict[Key, Row] = field(default_factory=dict)
 
     def _filter(self, extra: Mapping[str, Any] | None = None) -> Filter | None:

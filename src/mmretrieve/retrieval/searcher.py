@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future, wait
 from dataclasses import dataclass
 from typing import Any
@@ -14,7 +14,7 @@ import numpy as np
 from ..documents.images import load_image
 from ..encoders.base import ImageTextEncoder, TextEncoder, input_edge
 from ..errors import UsageError
-from ..store.base import ARTICLES, PASSAGES, Row, Store
+from ..store.base import ARTICLES, IMAGES, PASSAGES, Row, Store
 from ..types import Article, ArticleResult, Hit, ImageInput, Query, SearchResult
 from .batching import QueryEncoders
 from .calibration import Background, Null
@@ -68,7 +68,7 @@ class Searcher:
         max_image_pixels: int = 64_000_000,
         max_image_bytes: int = 50_000_000,
         default_weights: Mapping[str, float] | None = None,
-        clip_text_view: bool = True,
+        clip_text_view: bool = False,
     ) -> None:
         self.store = store
         self.text_encoder = text_encoder
@@ -188,7 +188,15 @@ class Searcher:
             else None
         )
         articles = {id_: _article(row) for id_, row in rows.items()}
-        hits, grouped = rank(route_lists, runner.rows, articles, weights, options, calibration)
+        hits, grouped = rank(
+            route_lists,
+            runner.rows,
+            articles,
+            weights,
+            options,
+            calibration,
+            sharing=functools.partial(articles_by_picture, self.store),
+        )
         timings["fuse_ms"] = (time.perf_counter() - t0) * 1000
         timings["total_ms"] = (time.perf_counter() - start) * 1000
         return SearchResult(
@@ -203,10 +211,13 @@ def rank(
     weights: Mapping[str, float],
     options: SearchOptions,
     calibration: Mapping[str, Null] | None = None,
+    sharing: Callable[[Sequence[str]], Mapping[str, Sequence[str]]] | None = None,
 ) -> tuple[list[Hit], list[ArticleResult]]:
     """What a search returns from its routes' lists: the top ``options.k`` fused hits (best
     first) and the top ``options.k`` articles. The one place that fuses and groups, for searches
-    and evaluations alike. ``articles``: id -> Article, or a function of the id."""
+    and evaluations alike. ``articles``: id -> Article, or a function of the id. ``sharing``:
+    content hashes -> every article whose images have that hash (what an image hit's
+    ``article_ids`` lists beyond the copies this search found)."""
     if options.min_score is not None and options.method != "calibrated":
         raise UsageError("min_score needs the calibrated fusion (method 'calibrated')")
     fused = fuse_explained(route_lists, weights, method=options.method, calibration=calibration)
@@ -227,23 +238,29 @@ def rank(
         return item.hit
 
     # Every article still counts a picture it shares with others; the flat list shows it once.
-    flat = _one_per_picture(ranked)
+    flat = _one_per_picture(ranked, sharing)
     grouped = group_by_article(
         ranked, articles, options.k, options.passages_per_article, options.images_per_article, make
     )
     return [make(item) for item in flat[: options.k]], grouped
 
 
-def _one_per_picture(ranked: list[_Ranked]) -> list[_Ranked]:
+def _one_per_picture(
+    ranked: list[_Ranked],
+    sharing: Callable[[Sequence[str]], Mapping[str, Sequence[str]]] | None = None,
+) -> list[_Ranked]:
     """``ranked`` with identical image files (same content hash) kept once, at the best copy's
-    place; every copy learns the articles of all (best first)."""
+    place; every copy learns the articles that use the picture: those this search found, best
+    first, then the others ``sharing`` knows of."""
     copies: dict[str, list[_Ranked]] = {}
     for item in ranked:
         digest = item.row.get("sha256") if item.kind == "image" else None
         if digest:
             copies.setdefault(str(digest), []).append(item)
-    for group in copies.values():
-        ids = tuple(dict.fromkeys(i.article_id for i in group if i.article_id))
+    others = sharing(list(copies)) if sharing is not None and copies else {}
+    for digest, group in copies.items():
+        found = [i.article_id for i in group if i.article_id]
+        ids = tuple(dict.fromkeys([*found, *others.get(digest, ())]))
         for item in group:
             item.article_ids = ids
     drop = {id(i) for group in copies.values() for i in group[1:]}
@@ -274,6 +291,17 @@ class _Ranked:
         self.score = fused.score
         self.contributions = fused.contributions
         self.confidence = fused.confidence
+
+
+def articles_by_picture(store: Store, digests: Sequence[str]) -> dict[str, list[str]]:
+    """Content hash -> the ids of the articles whose images have it (sorted)."""
+    found: dict[str, set[str]] = {}
+    wanted = sorted(set(digests))
+    if wanted:
+        for row in store.scan(IMAGES, ["sha256", "article_id"], {"sha256": wanted}):
+            if row.get("article_id"):
+                found.setdefault(str(row["sha256"]), set()).add(str(row["article_id"]))
+    return {digest: sorted(ids) for digest, ids in found.items()}
 
 
 def load_articles(store: Store, ids: Iterable[str]) -> dict[str, Article]:

@@ -121,7 +121,7 @@ class Store(Protocol):
 
 
 def table_schemas(
-    text_dim: int, clip_dim: int | None, clip_text_view: bool = True
+    text_dim: int, clip_dim: int | None, *, clip_text_view: bool
 ) -> list[TableSchema]:
     """The three tables of DESIGN §5. Without an image model, CLIP vectors and images are absent;
     passages carry a CLIP text vector only with ``clip_text_view``."""

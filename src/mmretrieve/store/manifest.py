@@ -8,7 +8,10 @@ from typing import Any
 
 from ..errors import IndexMismatchError
 
-FORMAT_VERSION = 1
+# 2: passages carry CLIP text vectors only when ``views.clip_text`` says so. Version 1 indexes
+# (every passage has them) are read as they are; an older mmretrieve refuses version 2.
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 _MODEL_KEYS = ("name", "revision", "dim", "pooling", "query_instruction", "max_length", "random")
 
 
@@ -68,10 +71,10 @@ def check_view(manifest: Mapping[str, Any], wanted: bool | None, where: str) -> 
 
 def check_format(manifest: Mapping[str, Any], where: str) -> None:
     version = manifest.get("format_version")
-    if version != FORMAT_VERSION:
+    if version not in READABLE_VERSIONS:
         raise IndexMismatchError(
-            f"index at {where} has format version {version}; this mmretrieve reads version "
-            f"{FORMAT_VERSION}. Rebuild the index with this version."
+            f"index at {where} has format version {version}; this mmretrieve reads versions "
+            f"{', '.join(map(str, READABLE_VERSIONS))}. Rebuild the index with this version."
         )
 
 
