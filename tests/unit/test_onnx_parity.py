@@ -54,6 +54,7 @@ def _variants(kind: str) -> list[tuple[str, str, str]]:
     if cpu_supports_bf16():
         out += [("torch", "bf16", "index"), ("torch", "bf16", "query")]
         out += [("openvino", "bf16", "query")]  # what "auto" picks for queries where fastest
+        out += [("openvino", "bf16", "index")]  # throughput streams, a batch's rows split
     return out
 
 
