@@ -14,7 +14,7 @@ from .encoders.base import ImageTextEncoder, TextEncoder
 from .errors import IndexNotFoundError, UsageError
 from .indexing import Indexer, IndexingOptions, IndexReport, ProgressFn, sources_items
 from .store import ARTICLES, IMAGES, PASSAGES, Store, open_store, table_schemas
-from .store.manifest import check_format, check_model, check_view, new_manifest
+from .store.manifest import check_format, check_model, check_view, has_phash, new_manifest
 from .types import Article, Image, ImageInput, Passage, Query, SearchResult
 
 NONE = "none"
@@ -134,6 +134,7 @@ class Index:
                 models["text"]["dim"],
                 image_entry["dim"] if image_entry else None,
                 clip_text_view=view,
+                phash=has_phash(manifest),
             )
         )
         return cls(store, manifest, settings, text_encoder, image_encoder)
@@ -157,7 +158,12 @@ class Index:
             clip_text_view=view,
         )
         self.store.ensure_tables(
-            table_schemas(text.dim, image.dim if image is not None else None, clip_text_view=view)
+            table_schemas(
+                text.dim,
+                image.dim if image is not None else None,
+                clip_text_view=view,
+                phash=has_phash(self.manifest),
+            )
         )
         self.store.write_manifest(self.manifest)
 
@@ -225,7 +231,7 @@ class Index:
         self._writable("add to it")
         paths = [sources] if isinstance(sources, (str, Path)) else list(sources)
         self._workload = "index"  # encoders not loaded yet are chosen for batch work
-        options = IndexingOptions.from_settings(self.settings, prune)
+        options = self.indexing_options(prune)
         with _progress(progress) as report_progress:
             indexer = Indexer(
                 self.store, self.text_encoder, self.image_encoder, options, report_progress
@@ -239,6 +245,15 @@ class Index:
         self.manifest["runtime"] = runtime_record(self.text_encoder, self.image_encoder)
         self.store.write_manifest(self.manifest)
         return report
+
+    def indexing_options(self, prune: bool = False) -> IndexingOptions:
+        """How this index's items are written (its settings, and what its format holds)."""
+        return IndexingOptions.from_settings(self.settings, prune, phash=self.phash)
+
+    @property
+    def phash(self) -> bool:
+        """Whether this index's images carry perceptual hashes (index format 3 on)."""
+        return has_phash(self.manifest)
 
     def delete(self, article_ids: Sequence[str] = (), image_ids: Sequence[str] = ()) -> None:
         """Remove articles (with their passages) and images by id."""
@@ -268,6 +283,7 @@ class Index:
                 max_image_pixels=self.settings.max_image_pixels,
                 max_image_bytes=self.settings.max_image_bytes,
                 clip_text_view=bool(self.settings.clip_text_view),
+                phash=self.phash,
             )
 
         return self._once("_searcher", make)

@@ -27,7 +27,7 @@ import numpy as np
 from .config import Settings
 from .documents.chunking import chunk_article
 from .documents.hashing import content_hash, file_sha256
-from .documents.images import load_image, probe_image
+from .documents.images import load_image, perceptual_hash, probe_image
 from .encoders.base import ImageTextEncoder, TextEncoder, input_edge
 from .errors import BadInputError
 from .store.base import ARTICLES, IMAGES, PASSAGES, Row, Store
@@ -81,9 +81,12 @@ class IndexingOptions:
     # (flags, logos, a photo reused across Wikipedia) is encoded once per Indexer (under Ray,
     # once per batch of work). 2 KiB each.
     reuse_image_vectors: int = 20_000
+    phash: bool = True  # images get a perceptual hash (index format 3 on)
 
     @classmethod
-    def from_settings(cls, s: Settings, prune: bool = False) -> IndexingOptions:
+    def from_settings(
+        cls, s: Settings, prune: bool = False, *, phash: bool = True
+    ) -> IndexingOptions:
         return cls(
             chunk_tokens=s.chunk_tokens,
             chunk_overlap=s.chunk_overlap,
@@ -94,6 +97,7 @@ class IndexingOptions:
             max_image_bytes=s.max_image_bytes,
             prune=prune,
             clip_text_view=bool(s.clip_text_view),
+            phash=phash,
         )
 
 
@@ -117,6 +121,7 @@ class _Prepared:
     width: int = 0
     height: int = 0
     picture: Any = None
+    phash: int | None = None
 
 
 def _prepare_image(
@@ -140,7 +145,10 @@ def _prepare_image(
         )
     except BadInputError as exc:
         return _Prepared(skip=str(exc))
-    return _Prepared(sha=sha, digest=digest, width=width, height=height, picture=picture)
+    phash = perceptual_hash(picture) if options.phash else None
+    return _Prepared(
+        sha=sha, digest=digest, width=width, height=height, picture=picture, phash=phash
+    )
 
 
 def _title_text(article: Article) -> str:
@@ -179,6 +187,7 @@ class Indexer:
         self._seen_articles: set[str] = set()
         self._seen_images: set[str] = set()
         self._vector_of: OrderedDict[str, np.ndarray] = OrderedDict()  # sha256 -> CLIP vector
+        self._phash_of: dict[str, int | None] = {}  # image id -> pHash, until its row is made
 
     def _hashes(self, table: str) -> dict[str, str]:
         return {r["id"]: r["content_hash"] for r in self.store.scan(table, ["id", "content_hash"])}
@@ -346,6 +355,7 @@ class Indexer:
             sha256=prepared.sha,
             license=image.license,
         )
+        self._phash_of[image.id] = prepared.phash
         self._pending_images.append((meta, prepared.digest, prepared.picture))
         if len(self._pending_images) >= self.options.image_batch_size:
             self._flush_images()
@@ -363,6 +373,7 @@ class Indexer:
             caption_vectors[with_caption] = encoded
         rows = self._image_rows
         for i, (meta, digest, _) in enumerate(batch):
+            phash = self._phash_of.pop(meta.id, None)
             rows.append(
                 {
                     "id": meta.id,
@@ -379,6 +390,7 @@ class Indexer:
                     "content_hash": digest,
                     "clip_image": vectors[i],
                     "caption_bge": caption_vectors[i],
+                    **({"phash": phash} if self.options.phash else {}),
                 }
             )
         for meta, digest, _ in batch:

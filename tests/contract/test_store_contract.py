@@ -249,6 +249,7 @@ def test_images_bool_filter_and_nullable(make_store):
         "content_hash": "h",
         "clip_image": unit(np.arange(1, CLIP_DIM + 1)),
         "caption_bge": np.zeros(TEXT_DIM, np.float32),
+        "phash": 2**63 - 5,  # a perceptual hash uses all 63 bits of an int64
     }
     row2 = dict(
         row,
@@ -258,11 +259,20 @@ def test_images_bool_filter_and_nullable(make_store):
         search_text="a bat",
         has_caption=True,
         caption_bge=basis(1),
+        phash=None,
     )
-    store.upsert(IMAGES, [row, row2])
+    row3 = dict(row, id="i3", phash=7)
+    store.upsert(IMAGES, [row, row2, row3])
     hits = store.search(IMAGES, "caption_bge", basis(1), k=5, filter={"has_caption": True})
     assert [h.id for h in hits] == ["i2"]
     assert store.get(IMAGES, ["i1"])[0]["article_id"] is None
+    assert store.get(IMAGES, ["i1", "i2"], ["id", "phash"]) == [
+        {"id": "i1", "phash": 2**63 - 5},
+        {"id": "i2", "phash": None},
+    ]
+    # Membership on an integer column (how a search finds the copies of a picture).
+    found = store.scan(IMAGES, ["id"], {"phash": [2**63 - 5, 7, 11]})
+    assert sorted(r["id"] for r in found) == ["i1", "i3"]
 
 
 def test_manifest_roundtrip_and_reopen(make_store):

@@ -338,11 +338,29 @@ def test_fake_one_picture_in_three_articles_is_one_image_hit(tmp_path, corpus, b
     assert len([h for h in again.hits if h.kind == "image"]) == 2
 
 
-def test_fake_format_versions(tmp_path, corpus):
-    """New indexes are format 2 (the CLIP text view became optional); format 1 indexes open and
-    grow as they are; an unknown version is refused with a clear message."""
-    index = _open(tmp_path)
+def test_fake_format_versions(tmp_path, corpus, monkeypatch):
+    """New indexes are format 3 (images carry a perceptual hash); format 2 and 1 indexes open,
+    search and grow as they are; an unknown version is refused with a clear message."""
+    from mmretrieve.store import manifest as manifest_module
+
+    old = tmp_path / "format2"
+    with monkeypatch.context() as patch:  # an index as the previous version made it
+        patch.setattr(manifest_module, "FORMAT_VERSION", 2)
+        index = _open(old)
+        index.add(corpus)
+        index.close()
+    index = _open(old)
+    assert index.manifest["format_version"] == 2 and not index.phash
+    _picture(corpus / "Vincent_van_Gogh" / "second.png", seed=7)
+    report = index.add(corpus)
+    assert report.images_added == 1
+    hits = index.search(image=corpus / "Vincent_van_Gogh" / "second.png", k=5).hits
+    assert hits[0].kind == "image" and hits[0].uri.endswith("second.png")
     assert index.manifest["format_version"] == 2
+    index.close()
+
+    index = _open(tmp_path)
+    assert index.manifest["format_version"] == 3 and index.phash
     index.add(corpus)
     manifest = dict(index.manifest, format_version=1)
     manifest.pop("views")
@@ -356,3 +374,36 @@ def test_fake_format_versions(tmp_path, corpus):
     index.close()
     with pytest.raises(IndexMismatchError, match="format version 99"):
         _open(tmp_path)
+
+
+def test_fake_resized_copy_in_a_fourth_article_is_the_same_hit(tmp_path, corpus):
+    """One photo in three articles and a resized, re-encoded copy in a fourth: one image hit
+    naming all four articles, whichever copy the search reaches first; each article still shows
+    and counts it. A different picture stays its own hit."""
+    from helpers.scenes import scene
+
+    photo = scene(3)
+    for title in ARTICLES:
+        photo.save(corpus / title.replace(" ", "_") / "photo.png")
+    fourth = corpus / "Gotham_City"
+    fourth.mkdir()
+    (fourth / "article.txt").write_text("Gotham City is a fictional city.", encoding="utf-8")
+    (fourth / "meta.json").write_text(json.dumps({"id": "wiki:en:Gotham", "title": "Gotham"}))
+    photo.resize((224, 168), PILImage.Resampling.BICUBIC).save(fourth / "copy.jpg", quality=60)
+    scene(4).save(fourth / "other.png")
+    index = _open(tmp_path)
+    index.add(corpus)
+    assert index.store.count("images") == 5
+    everyone = sorted([f"wiki:en:{t}" for t in ARTICLES] + ["wiki:en:Gotham"])
+    for query in (corpus / "Batman" / "photo.png", fourth / "copy.jpg"):
+        result = index.search(image=query, k=10)
+        images = [h for h in result.hits if h.kind == "image"]
+        assert len(images) == 2, [h.uri for h in images]
+        first = images[0]
+        assert Path(first.uri).name == Path(query).name
+        assert sorted(first.article_ids) == everyone and first.article_ids[0] == first.article_id
+        assert Path(images[1].uri).name == "other.png"
+        assert images[1].article_ids == ("wiki:en:Gotham",)
+        shown = {a.article.id: [Path(h.uri).name for h in a.images] for a in result.articles}
+        assert set(everyone) <= set(shown)
+        assert shown["wiki:en:Gotham"][0] in ("copy.jpg", "other.png")

@@ -305,7 +305,7 @@ def add_with_ray(
 
     paths = [sources] if isinstance(sources, (str, Path)) else list(sources)
     s = index.settings
-    options = IndexingOptions.from_settings(s, prune)
+    options = index.indexing_options(prune)
     factory = encoders or partial(encoders_from_settings, s)
     has_images = bool(index.manifest["models"].get("image"))
     with _progress(progress) as report_progress:

@@ -7,12 +7,13 @@ stays cheap.
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import math
 import os
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from ..errors import BadInputError
 
@@ -205,3 +206,44 @@ def _scale_to_8bit(img: PILImage) -> PILImage:
         span = (high - low) or 1.0
         scale, offset = 255.0 / span, -low * 255.0 / span
     return img.point(lambda v: v * scale + offset).convert("L")
+
+
+# A perceptual hash (pHash): the signs of the 63 lowest non-constant 2-D DCT frequencies of the
+# picture's 32 x 32 grey thumbnail, against their median. Resizing and re-encoding move a few of
+# its bits, another photo about half of them (measured: docs/QUALITY.md, "One picture, one hit").
+_PHASH_SIDE = 32
+_PHASH_KEEP = 8
+
+
+@functools.cache
+def _dct_matrix() -> Any:
+    import numpy as np
+
+    n = _PHASH_SIDE
+    k = np.arange(n)
+    m = np.sqrt(2.0 / n) * np.cos(np.pi * (2 * k[None, :] + 1) * k[:, None] / (2 * n))
+    m[0] /= np.sqrt(2.0)
+    return m[:_PHASH_KEEP]
+
+
+def perceptual_hash(picture: PILImage) -> int:
+    """The picture's 64-bit pHash as a signed integer (what a store's int64 column holds); the
+    top bit is always 0. Compare two with :func:`hash_distance`."""
+    import numpy as np
+    from PIL import Image as PILImageModule
+
+    grey = picture.convert("L").resize(
+        (_PHASH_SIDE, _PHASH_SIDE), PILImageModule.Resampling.LANCZOS
+    )
+    dct = _dct_matrix()
+    low = (dct @ np.asarray(grey, dtype=np.float64) @ dct.T).ravel()[1:]  # no DC term
+    bits = low > np.median(low)
+    value = 0
+    for bit in bits:
+        value = (value << 1) | int(bit)
+    return value
+
+
+def hash_distance(a: int, b: int) -> int:
+    """How many bits two perceptual hashes differ in (0-63)."""
+    return (a ^ b).bit_count()

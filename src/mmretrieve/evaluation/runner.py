@@ -168,9 +168,9 @@ def build_index(
     index: Any, dataset: EvalDataset, progress: Callable[[str, int], None] | None = None
 ) -> Any:
     """Write the data set's articles and images into ``index`` (ids kept as they are)."""
-    from ..indexing import Indexer, IndexingOptions
+    from ..indexing import Indexer
 
-    options = IndexingOptions.from_settings(index.settings)
+    options = index.indexing_options()
     indexer = Indexer(index.store, index.text_encoder, index.image_encoder, options, progress)
     report = indexer.run([*dataset.articles, *dataset.images])
     if report.skipped:
@@ -266,6 +266,7 @@ def collect_runs(
             depth,
             has_images=has_images,
             has_clip_text=bool(index.settings.clip_text_view),
+            has_phash=index.phash,
         )
         lists, status = runner.run(qv, active)
         runs.nulls.append(background.nulls(qv, list(lists)))

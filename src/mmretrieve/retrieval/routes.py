@@ -99,7 +99,13 @@ class RouteRunner:
     # route runs, and a voted article shows the passages that look most like the picture rather
     # than its first ones.
     has_clip_text: bool = False
+    # Images carry a perceptual hash (index format 3 on): the searcher groups resized copies.
+    has_phash: bool = False
     rows: dict[Key, Row] = field(default_factory=dict)
+
+    @property
+    def image_fields(self) -> tuple[str, ...]:
+        return (*IMAGE_FIELDS, "phash") if self.has_phash else IMAGE_FIELDS
 
     def _filter(self, extra: Mapping[str, Any] | None = None) -> Filter | None:
         flt: dict[str, Any] = dict(extra or {})
@@ -132,26 +138,26 @@ class RouteRunner:
     def text_image_clip(self, q: QueryVectors) -> Ranked:
         assert q.clip_text is not None
         hits = self.store.search(
-            IMAGES, "clip_image", q.clip_text, self.depth, self._filter(), IMAGE_FIELDS
+            IMAGES, "clip_image", q.clip_text, self.depth, self._filter(), self.image_fields
         )
         return self._ranked("image", hits)
 
     def text_image_caption(self, q: QueryVectors) -> Ranked:
         assert q.bge is not None
         flt = self._filter({"has_caption": True})
-        hits = self.store.search(IMAGES, "caption_bge", q.bge, self.depth, flt, IMAGE_FIELDS)
+        hits = self.store.search(IMAGES, "caption_bge", q.bge, self.depth, flt, self.image_fields)
         return self._ranked("image", hits)
 
     def text_image_bm25(self, q: QueryVectors) -> Ranked:
         assert q.text is not None
-        hits = self.store.text_search(IMAGES, q.text, self.depth, self._filter(), IMAGE_FIELDS)
+        hits = self.store.text_search(IMAGES, q.text, self.depth, self._filter(), self.image_fields)
         return self._ranked("image", hits)
 
     # -- image routes -----------------------------------------------------------------------
     def image_image(self, q: QueryVectors) -> Ranked:
         assert q.clip_image is not None
         hits = self.store.search(
-            IMAGES, "clip_image", q.clip_image, self.depth, self._filter(), IMAGE_FIELDS
+            IMAGES, "clip_image", q.clip_image, self.depth, self._filter(), self.image_fields
         )
         return self._ranked("image", hits)
 

@@ -6,7 +6,7 @@ import functools
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -14,12 +14,13 @@ import numpy as np
 from ..documents.images import load_image
 from ..encoders.base import ImageTextEncoder, TextEncoder, input_edge
 from ..errors import UsageError
-from ..store.base import ARTICLES, IMAGES, PASSAGES, Row, Store
+from ..store.base import ARTICLES, PASSAGES, Row, Store
 from ..types import Article, ArticleResult, Hit, ImageInput, Query, SearchResult
 from .batching import QueryEncoders
 from .calibration import Background, Null
 from .fusion import Fused, fuse_explained
 from .grouping import group_by_article
+from .pictures import Picture, articles_by_picture, group_pictures, picture_of
 from .routes import Key, QueryVectors, Ranked, RouteRunner
 from .weights import resolve_weights
 
@@ -69,6 +70,7 @@ class Searcher:
         max_image_bytes: int = 50_000_000,
         default_weights: Mapping[str, float] | None = None,
         clip_text_view: bool = False,
+        phash: bool = False,
     ) -> None:
         self.store = store
         self.text_encoder = text_encoder
@@ -77,6 +79,7 @@ class Searcher:
         self.max_image_bytes = max_image_bytes
         self.default_weights = default_weights
         self.clip_text_view = clip_text_view
+        self.phash = phash  # images carry perceptual hashes: resized copies are one hit
         absent = () if clip_text_view else ((PASSAGES, "clip_text"),)
         self.background = Background(store, absent=absent)
         limit_blas_threads()
@@ -173,6 +176,7 @@ class Searcher:
             article_ids=options.article_ids,
             has_images=self.image_encoder is not None,
             has_clip_text=self.clip_text_view,
+            has_phash=self.phash,
         )
         t0 = time.perf_counter()
         route_lists, status = runner.run(vectors, weights)
@@ -211,13 +215,13 @@ def rank(
     weights: Mapping[str, float],
     options: SearchOptions,
     calibration: Mapping[str, Null] | None = None,
-    sharing: Callable[[Sequence[str]], Mapping[str, Sequence[str]]] | None = None,
+    sharing: Callable[[Sequence[Picture]], Sequence[Sequence[str]]] | None = None,
 ) -> tuple[list[Hit], list[ArticleResult]]:
     """What a search returns from its routes' lists: the top ``options.k`` fused hits (best
     first) and the top ``options.k`` articles. The one place that fuses and groups, for searches
     and evaluations alike. ``articles``: id -> Article, or a function of the id. ``sharing``:
-    content hashes -> every article whose images have that hash (what an image hit's
-    ``article_ids`` lists beyond the copies this search found)."""
+    pictures -> for each, every article whose images are copies of it (what an image hit's
+    ``article_ids`` lists beyond the copies this search found; pictures.py)."""
     if options.min_score is not None and options.method != "calibrated":
         raise UsageError("min_score needs the calibrated fusion (method 'calibrated')")
     fused = fuse_explained(route_lists, weights, method=options.method, calibration=calibration)
@@ -238,33 +242,65 @@ def rank(
         return item.hit
 
     # Every article still counts a picture it shares with others; the flat list shows it once.
-    flat = _one_per_picture(ranked, sharing)
+    flat, pictures = _one_per_picture(ranked)
+    shown: list[_Ranked] = []
+
+    def note(item: _Ranked) -> Hit:
+        shown.append(item)
+        return item  # type: ignore[return-value]  # made below, once article_ids are known
+
     grouped = group_by_article(
-        ranked, articles, options.k, options.passages_per_article, options.images_per_article, make
+        ranked, articles, options.k, options.passages_per_article, options.images_per_article, note
     )
-    return [make(item) for item in flat[: options.k]], grouped
+    top = flat[: options.k]
+    _name_articles([*top, *shown], pictures, sharing)
+    made = [
+        replace(
+            result,
+            passages=[make(h) for h in result.passages],  # type: ignore[arg-type]
+            images=[make(h) for h in result.images],  # type: ignore[arg-type]
+        )
+        for result in grouped
+    ]
+    return [make(item) for item in top], made
 
 
-def _one_per_picture(
-    ranked: list[_Ranked],
-    sharing: Callable[[Sequence[str]], Mapping[str, Sequence[str]]] | None = None,
-) -> list[_Ranked]:
-    """``ranked`` with identical image files (same content hash) kept once, at the best copy's
-    place; every copy learns the articles that use the picture: those this search found, best
-    first, then the others ``sharing`` knows of."""
-    copies: dict[str, list[_Ranked]] = {}
-    for item in ranked:
-        digest = item.row.get("sha256") if item.kind == "image" else None
-        if digest:
-            copies.setdefault(str(digest), []).append(item)
-    others = sharing(list(copies)) if sharing is not None and copies else {}
-    for digest, group in copies.items():
-        found = [i.article_id for i in group if i.article_id]
-        ids = tuple(dict.fromkeys([*found, *others.get(digest, ())]))
+def _one_per_picture(ranked: list[_Ranked]) -> tuple[list[_Ranked], dict[int, list[_Ranked]]]:
+    """``ranked`` with each picture kept once, at its best copy's place (identical files, and
+    resized or re-encoded copies: pictures.py); and each copy's picture (keyed by ``id()`` of
+    the item: all the copies found, best first)."""
+    groups = [[ranked[pos] for pos in group] for group in group_pictures(ranked)]
+    picture: dict[int, list[_Ranked]] = {}
+    for group in groups:
+        for item in group:
+            picture[id(item)] = group
+        found = tuple(dict.fromkeys(i.article_id for i in group if i.article_id))
+        for item in group:
+            item.article_ids = found
+    drop = {id(i) for group in groups for i in group[1:]}
+    return ([item for item in ranked if id(item) not in drop] if drop else ranked), picture
+
+
+def _name_articles(
+    items: Sequence[_Ranked],
+    pictures: Mapping[int, list[_Ranked]],
+    sharing: Callable[[Sequence[Picture]], Sequence[Sequence[str]]] | None,
+) -> None:
+    """The images among ``items`` learn every article that uses their picture: those this
+    search found (best first), then the others ``sharing`` knows of."""
+    wanted: dict[int, list[_Ranked]] = {}
+    for item in items:
+        group = pictures.get(id(item))
+        if group is not None:
+            wanted.setdefault(id(group[0]), group)
+    if not wanted or sharing is None:
+        return
+    groups = list(wanted.values())
+    others = sharing([picture_of([i.row for i in group]) for group in groups])
+    for group, more in zip(groups, others, strict=True):
+        ids = tuple(dict.fromkeys([*group[0].article_ids, *more]))
         for item in group:
             item.article_ids = ids
-    drop = {id(i) for group in copies.values() for i in group[1:]}
-    return [item for item in ranked if id(item) not in drop] if drop else ranked
 
 
 class _Ranked:
@@ -291,17 +327,6 @@ class _Ranked:
         self.score = fused.score
         self.contributions = fused.contributions
         self.confidence = fused.confidence
-
-
-def articles_by_picture(store: Store, digests: Sequence[str]) -> dict[str, list[str]]:
-    """Content hash -> the ids of the articles whose images have it (sorted)."""
-    found: dict[str, set[str]] = {}
-    wanted = sorted(set(digests))
-    if wanted:
-        for row in store.scan(IMAGES, ["sha256", "article_id"], {"sha256": wanted}):
-            if row.get("article_id"):
-                found.setdefault(str(row["sha256"]), set()).add(str(row["article_id"]))
-    return {digest: sorted(ids) for digest, ids in found.items()}
 
 
 def load_articles(store: Store, ids: Iterable[str]) -> dict[str, Article]:

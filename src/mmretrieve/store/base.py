@@ -14,7 +14,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 import numpy as np
 
 ScalarType = Literal["str", "int", "float", "bool"]
-FilterValue = str | int | bool | Sequence[str]
+FilterValue = str | int | bool | Sequence[str] | Sequence[int]
 Filter = Mapping[str, FilterValue]
 Row = dict[str, Any]
 
@@ -121,10 +121,11 @@ class Store(Protocol):
 
 
 def table_schemas(
-    text_dim: int, clip_dim: int | None, *, clip_text_view: bool
+    text_dim: int, clip_dim: int | None, *, clip_text_view: bool, phash: bool = True
 ) -> list[TableSchema]:
     """The three tables of DESIGN §5. Without an image model, CLIP vectors and images are absent;
-    passages carry a CLIP text vector only with ``clip_text_view``."""
+    passages carry a CLIP text vector only with ``clip_text_view``; images carry a perceptual
+    hash (``phash``, int64) unless ``phash`` is False (indexes of format 1 and 2)."""
     passage_vectors = {"bge": text_dim}
     if clip_dim and clip_text_view:
         passage_vectors["clip_text"] = clip_dim
@@ -172,6 +173,7 @@ def table_schemas(
                     Field("license", "str"),
                     Field("has_caption", "bool", False),
                     Field("content_hash", "str", False),
+                    *((Field("phash", "int"),) if phash else ()),
                 ),
                 {"clip_image": clip_dim, "caption_bge": text_dim},
                 text_fields=("search_text",),

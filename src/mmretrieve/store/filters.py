@@ -22,7 +22,11 @@ def _term(name: str, value: FilterValue) -> str:
     values = list(value)
     if not values:
         return "false"
-    return f"{name} IN ({', '.join(quote(v) for v in values)})"
+    return f"{name} IN ({', '.join(_literal(v) for v in values)})"
+
+
+def _literal(value: object) -> str:
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else quote(str(value))
 
 
 def to_sql(filter: Filter | None) -> str | None:

@@ -10,8 +10,10 @@ from ..errors import IndexMismatchError
 
 # 2: passages carry CLIP text vectors only when ``views.clip_text`` says so. Version 1 indexes
 # (every passage has them) are read as they are; an older mmretrieve refuses version 2.
-FORMAT_VERSION = 2
-READABLE_VERSIONS = (1, 2)
+# 3: images carry a perceptual hash (``phash``), which finds resized and re-encoded copies of a
+# picture. Versions 1 and 2 are read and written without it.
+FORMAT_VERSION = 3
+READABLE_VERSIONS = (1, 2, 3)
 _MODEL_KEYS = ("name", "revision", "dim", "pooling", "query_instruction", "max_length", "random")
 
 
@@ -50,6 +52,12 @@ def clip_text_view(manifest: Mapping[str, Any]) -> bool:
     if isinstance(views, Mapping) and "clip_text" in views:
         return bool(views["clip_text"])
     return bool((manifest.get("models") or {}).get("image"))
+
+
+def has_phash(manifest: Mapping[str, Any]) -> bool:
+    """Whether the index's images carry a perceptual hash (format 3 on)."""
+    version = manifest.get("format_version")
+    return isinstance(version, int) and version >= 3
 
 
 def check_view(manifest: Mapping[str, Any], wanted: bool | None, where: str) -> bool:

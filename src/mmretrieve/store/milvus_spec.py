@@ -117,7 +117,11 @@ def _term(name: str, value: FilterValue) -> str:
         return f"{name} == {value}"
     if isinstance(value, str):
         return f"{name} == {quote(value)}"
-    return f"{name} in [{', '.join(quote(v) for v in value)}]"
+    return f"{name} in [{', '.join(_literal(v) for v in value)}]"
+
+
+def _literal(value: object) -> str:
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else quote(str(value))
 
 
 def to_expr(filter: Filter | None) -> str | None:
