@@ -14,7 +14,7 @@ from .encoders.base import ImageTextEncoder, TextEncoder
 from .errors import IndexNotFoundError, UsageError
 from .indexing import Indexer, IndexingOptions, IndexReport, ProgressFn, sources_items
 from .store import ARTICLES, IMAGES, PASSAGES, Store, open_store, table_schemas
-from .store.manifest import check_format, check_model, check_view, has_phash, new_manifest
+from .store.manifest import check_format, check_model, check_view, format_of, new_manifest
 from .types import Article, Image, ImageInput, Passage, Query, SearchResult
 
 NONE = "none"
@@ -134,7 +134,7 @@ class Index:
                 models["text"]["dim"],
                 image_entry["dim"] if image_entry else None,
                 clip_text_view=view,
-                phash=has_phash(manifest),
+                version=format_of(manifest),
             )
         )
         return cls(store, manifest, settings, text_encoder, image_encoder)
@@ -162,7 +162,7 @@ class Index:
                 text.dim,
                 image.dim if image is not None else None,
                 clip_text_view=view,
-                phash=has_phash(self.manifest),
+                version=format_of(self.manifest),
             )
         )
         self.store.write_manifest(self.manifest)
@@ -248,12 +248,14 @@ class Index:
 
     def indexing_options(self, prune: bool = False) -> IndexingOptions:
         """How this index's items are written (its settings, and what its format holds)."""
-        return IndexingOptions.from_settings(self.settings, prune, phash=self.phash)
+        return IndexingOptions.from_settings(
+            self.settings, prune, format_version=self.format_version
+        )
 
     @property
-    def phash(self) -> bool:
-        """Whether this index's images carry perceptual hashes (index format 3 on)."""
-        return has_phash(self.manifest)
+    def format_version(self) -> int:
+        """The index's format (3: images carry perceptual hashes, articles their meta fields)."""
+        return format_of(self.manifest)
 
     def delete(self, article_ids: Sequence[str] = (), image_ids: Sequence[str] = ()) -> None:
         """Remove articles (with their passages) and images by id."""
@@ -283,7 +285,7 @@ class Index:
                 max_image_pixels=self.settings.max_image_pixels,
                 max_image_bytes=self.settings.max_image_bytes,
                 clip_text_view=bool(self.settings.clip_text_view),
-                phash=self.phash,
+                format_version=self.format_version,
             )
 
         return self._once("_searcher", make)
@@ -298,8 +300,15 @@ class Index:
         method: str | None = None,
         article_ids: Sequence[str] | None = None,
         min_score: float | None = None,
+        filters: Mapping[str, Any] | Sequence[str] | None = None,
     ) -> SearchResult:
         """Search by text, image (path, bytes or PIL image) or both; top ``k`` articles.
+
+        ``filters`` limits the search to items whose fields have given values, pushed down
+        into every store query (k results when k exist): ``{"license": ["CC0", "CC BY 4.0"],
+        "lang!=": "de", "url": "https://en.wikipedia.org/*"}`` or the same as ``KEY=VALUE``
+        strings. Fields: an article's title, url, license, source and every field its source
+        gave; an image's license is its own. A field no article has is a UsageError.
 
         ``min_score`` (0-1) keeps only items and articles whose confidence reaches it: the
         calibrated chance that a route matched them better than chance would (0.5: about as
@@ -313,6 +322,7 @@ class Index:
             method=method or DEFAULT_METHOD,
             article_ids=list(article_ids) if article_ids is not None else None,
             min_score=min_score,
+            filters=filters,
         )
         return self.searcher.search(query, options)
 

@@ -12,6 +12,7 @@ JPEGs are decoded at reduced scale (draft mode) just large enough for the image 
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import time
@@ -81,11 +82,11 @@ class IndexingOptions:
     # (flags, logos, a photo reused across Wikipedia) is encoded once per Indexer (under Ray,
     # once per batch of work). 2 KiB each.
     reuse_image_vectors: int = 20_000
-    phash: bool = True  # images get a perceptual hash (index format 3 on)
+    format_version: int = 3  # 3: images get a perceptual hash, articles their meta fields
 
     @classmethod
     def from_settings(
-        cls, s: Settings, prune: bool = False, *, phash: bool = True
+        cls, s: Settings, prune: bool = False, *, format_version: int = 3
     ) -> IndexingOptions:
         return cls(
             chunk_tokens=s.chunk_tokens,
@@ -97,13 +98,23 @@ class IndexingOptions:
             max_image_bytes=s.max_image_bytes,
             prune=prune,
             clip_text_view=bool(s.clip_text_view),
-            phash=phash,
+            format_version=format_version,
         )
 
 
 def article_hash(article: Article, options: IndexingOptions) -> str:
     settings = f"{options.chunk_tokens}/{options.chunk_overlap}"
-    return content_hash(article.title, article.text, article.url, article.license, settings)
+    parts = [article.title, article.text, article.url, article.license, settings]
+    if article.meta:  # (articles without meta fields keep the hash they had before them)
+        parts.append(meta_json(article))
+    return content_hash(*parts)
+
+
+def meta_json(article: Article) -> str | None:
+    """An article's meta fields as the articles table stores them (None: it has none)."""
+    if not article.meta:
+        return None
+    return json.dumps(dict(sorted(article.meta.items())), ensure_ascii=False, sort_keys=True)
 
 
 def image_hash(sha256: str, image: Image) -> str:
@@ -145,7 +156,7 @@ def _prepare_image(
         )
     except BadInputError as exc:
         return _Prepared(skip=str(exc))
-    phash = perceptual_hash(picture) if options.phash else None
+    phash = perceptual_hash(picture) if options.format_version >= 3 else None
     return _Prepared(
         sha=sha, digest=digest, width=width, height=height, picture=picture, phash=phash
     )
@@ -303,6 +314,7 @@ class Indexer:
                 "source": article.source,
                 "content_hash": digest,
                 "n_passages": len(ps),
+                **({"meta": meta_json(article)} if self.options.format_version >= 3 else {}),
             }
             if clip_title is not None:
                 arow["clip_title"] = clip_title[j]
@@ -390,7 +402,7 @@ class Indexer:
                     "content_hash": digest,
                     "clip_image": vectors[i],
                     "caption_bge": caption_vectors[i],
-                    **({"phash": phash} if self.options.phash else {}),
+                    **({"phash": phash} if self.options.format_version >= 3 else {}),
                 }
             )
         for meta, digest, _ in batch:

@@ -20,7 +20,9 @@ HitKind = Literal["passage", "image"]
 
 @dataclass(frozen=True, slots=True)
 class Article:
-    """One article. ``text`` is empty when an article comes back inside a search result."""
+    """One article. ``text`` is empty when an article comes back inside a search result.
+    ``meta``: the other fields its source gave (``meta.json`` keys, JSONL fields), as strings;
+    searches can filter on them."""
 
     id: str
     title: str
@@ -28,6 +30,7 @@ class Article:
     url: str | None = None
     license: str | None = None
     source: str | None = None
+    meta: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,7 +16,7 @@ import pytest
 
 from helpers.expected_features import bm25_expected
 from mmretrieve.store import open_store, table_schemas
-from mmretrieve.store.base import ARTICLES, IMAGES, PASSAGES, Store
+from mmretrieve.store.base import ARTICLES, IMAGES, PASSAGES, Match, Store
 
 TEXT_DIM, CLIP_DIM = 8, 6
 
@@ -298,3 +298,41 @@ def test_manifest_roundtrip_and_reopen(make_store):
     again = make_store()
     assert again.read_manifest()["models"]["text"]["name"] == "m"
     assert again.get(ARTICLES, ["A"])[0]["title"] == "Batman"
+
+
+MATCH_SECTIONS = ["History", "History of art", "Geography", None, "50%_off", "50 off", "a_b", "axb"]
+MATCHES = [
+    Match(values=("History",)),
+    Match(prefixes=("History",)),
+    Match(prefixes=("History",), negate=True),
+    Match(prefixes=("History",), negate=True, null=True),
+    Match(values=("Geography",), prefixes=("Hist",), null=True),
+    Match(prefixes=("50%",)),  # wildcards in a prefix are plain characters
+    Match(prefixes=("a_",)),
+    Match(values=(), prefixes=()),
+    Match(negate=True),
+    Match(null=True),
+]
+
+
+@pytest.mark.parametrize("match", MATCHES, ids=repr)
+def test_match_conditions_agree_with_python(make_store, match):
+    """Membership, prefixes, negation and nulls on a string field mean what Match.holds says, in
+    scans, counts and vector searches (the filter is applied before the top k)."""
+    store = make_store()
+    rows = [
+        dict(passage(i, f"M{i}", f"text {i}", basis(i)), section=section)
+        for i, section in enumerate(MATCH_SECTIONS)
+    ]
+    store.upsert(PASSAGES, rows)
+    expected = sorted(r["id"] for r in rows if match.holds(r["section"]))
+    flt = {"section": match}
+    assert sorted(r["id"] for r in store.scan(PASSAGES, ["id"], flt)) == expected
+    assert store.count(PASSAGES, flt) == len(expected)
+    hits = store.search(PASSAGES, "bge", basis(0), k=len(expected) or 1, filter=flt)
+    assert sorted(h.id for h in hits) == expected
+    combined = {"section": match, "article_id": Match(prefixes=("M1", "M2", "M3"))}
+    wanted = [
+        r["id"] for r in rows if match.holds(r["section"]) and r["article_id"] in ("M1", "M2", "M3")
+    ]
+    assert sorted(r["id"] for r in store.scan(PASSAGES, ["id"], combined)) == sorted(wanted)

@@ -10,6 +10,7 @@ import pytest
 from test_bm25 import assert_same_ranking
 
 from mmretrieve.store import open_store, table_schemas
+from mmretrieve.store.base import Match
 from mmretrieve.store.hot import CHECK_S
 
 DIM_TEXT, DIM_CLIP = 16, 24
@@ -88,6 +89,10 @@ FILTERS = [
     {"id": ["p1", "p2", "p3", "i5", "nope"]},
     {"article_id": []},
     {"article_id": ["a1", "a2"], "has_caption": True},
+    {"article_id": Match(values=("a3", "a5"), negate=True, null=True)},
+    {"article_id": Match(prefixes=("a1",), null=False)},
+    {"section": Match(values=("s1",), prefixes=("s2",), negate=True, null=False)},
+    {"section": Match(values=("s0",), null=True), "article_id": Match(prefixes=("a2", "a3"))},
 ]
 
 
@@ -97,11 +102,11 @@ SEARCHES = [
     ("images", "clip_image", DIM_CLIP, ("id", "article_id", "caption", "width")),
     ("images", "caption_bge", DIM_TEXT, None),
 ]
-CASES = [  # passages have no has_caption column
+CASES = [  # passages have no has_caption column, images no section
     (*s, f)
     for s in SEARCHES
     for f in FILTERS
-    if not (s[0] == "passages" and "has_caption" in (f or {}))
+    if {"passages": "has_caption", "images": "section"}[s[0]] not in (f or {})
 ]
 
 

@@ -11,6 +11,7 @@ import pytest
 from PIL import Image as PILImage
 
 from fakes import SAMPLE_ARTICLES, FakeClipEncoder, FakeTextEncoder
+from helpers.filter_corpus import filter_corpus
 from mmretrieve import Index, IndexMismatchError, UsageError
 from mmretrieve.config import Settings
 
@@ -350,7 +351,7 @@ def test_fake_format_versions(tmp_path, corpus, monkeypatch):
         index.add(corpus)
         index.close()
     index = _open(old)
-    assert index.manifest["format_version"] == 2 and not index.phash
+    assert index.format_version == 2
     _picture(corpus / "Vincent_van_Gogh" / "second.png", seed=7)
     report = index.add(corpus)
     assert report.images_added == 1
@@ -360,7 +361,7 @@ def test_fake_format_versions(tmp_path, corpus, monkeypatch):
     index.close()
 
     index = _open(tmp_path)
-    assert index.manifest["format_version"] == 3 and index.phash
+    assert index.format_version == 3
     index.add(corpus)
     manifest = dict(index.manifest, format_version=1)
     manifest.pop("views")
@@ -407,3 +408,61 @@ def test_fake_resized_copy_in_a_fourth_article_is_the_same_hit(tmp_path, corpus)
         shown = {a.article.id: [Path(h.uri).name for h in a.images] for a in result.articles}
         assert set(everyone) <= set(shown)
         assert shown["wiki:en:Gotham"][0] in ("copy.jpg", "other.png")
+
+
+def test_fake_filters_keep_k_results_and_only_matching_items(tmp_path):
+    """A filter is applied inside every store query: the top k come from the kept items only,
+    so a search returns k articles when k exist, even where every best match is filtered out."""
+    index = _open(tmp_path)
+    index.add(filter_corpus(tmp_path / "corpus"))
+    plain = index.search("bridge river city", k=3)
+    assert {a.article.id for a in plain.articles} & {"art01", "art03"}
+    for filters in ({"license": "CC BY-SA 4.0"}, ["license=CC BY-SA 4.0"], {"lang": "de"}):
+        result = index.search("bridge river city", k=3, filters=filters)
+        assert len(result.articles) == 3
+        assert all(int(a.article.id[3:]) % 2 == 1 for a in result.articles), result.articles
+        for hit in result.hits:
+            if hit.kind == "passage":
+                assert int(hit.article_id[3:]) % 2 == 1
+        assert all(a.article.license == "CC BY-SA 4.0" for a in result.articles)
+    # An image is judged by its own licence: CC0 photos sit in the CC BY-SA articles.
+    images = index.search(image=tmp_path / "corpus" / "a03" / "photo.png", k=5,
+                          filters={"license": "CC0"})  # fmt: skip
+    pictures = [h for h in images.hits if h.kind == "image"]
+    assert pictures and all(int(h.article_id[3:]) % 2 == 1 for h in pictures)
+    assert pictures[0].article_id == "art03"
+    for hit in images.hits:
+        if hit.kind == "passage":  # passages by their article's licence
+            assert int(hit.article_id[3:]) % 2 == 0
+    # Not, prefixes, several values, numbers, meta fields, with article ids.
+    cases = [
+        ({"lang!=": "en"}, {1, 3, 5, 7, 9, 11}),
+        ({"url": "https://de.*"}, {1, 3, 5, 7, 9, 11}),
+        ({"url!=": "https://de.*", "lang": ["en", "fr"]}, {0, 2, 4, 6, 8, 10}),
+        ({"page_id": [1004, 1005]}, {4, 5}),
+        (["title=Article 1*"], {1, 10, 11}),
+    ]
+    for filters, expected in cases:
+        result = index.search("bridge river city", k=12, filters=filters)
+        assert {int(a.article.id[3:]) for a in result.articles} == expected, filters
+    narrowed = index.search("bridge", k=5, filters={"lang": "en"}, article_ids=["art01", "art02"])
+    assert [a.article.id for a in narrowed.articles] == ["art02"]
+    # Nothing kept: nothing found; an unknown field: a clear error, not an empty result.
+    assert index.search("bridge", k=3, filters={"lang": "xx"}).articles == []
+    with pytest.raises(UsageError, match="no indexed article has the field 'year'.*lang"):
+        index.search("bridge", k=3, filters={"year": "2020"})
+    with pytest.raises(UsageError, match="write KEY=VALUE"):
+        index.search("bridge", k=3, filters=["license"])
+
+
+def test_fake_filter_reaches_below_every_routes_depth(tmp_path):
+    """The 5 kept articles rank below 115 others in every route (deeper than the 50 candidates
+    a route fetches for k=5): all 5 still come back, by text and by image."""
+    index = _open(tmp_path)
+    index.add(filter_corpus(tmp_path / "corpus", 120, german=lambda i: i >= 115))
+    for query in (
+        {"text": "bridge river city"},
+        {"image": tmp_path / "corpus" / "a00" / "photo.png"},
+    ):
+        result = index.search(**query, k=5, filters=["lang=de"])
+        assert sorted(a.article.id for a in result.articles) == [f"art{i}" for i in range(115, 120)]

@@ -259,6 +259,7 @@ def test_folder_layout(tmp_path: Path) -> None:
             "https://x/Batman",
             "CC BY-SA 4.0",
             str(root / "Batman" / "article.txt"),
+            meta={"revision": "123"},  # meta.json's other fields, as strings
         ),
         Article(
             "Robin",

@@ -266,7 +266,7 @@ def collect_runs(
             depth,
             has_images=has_images,
             has_clip_text=bool(index.settings.clip_text_view),
-            has_phash=index.phash,
+            has_phash=index.format_version >= 3,
         )
         lists, status = runner.run(qv, active)
         runs.nulls.append(background.nulls(qv, list(lists)))

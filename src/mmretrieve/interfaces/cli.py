@@ -325,6 +325,15 @@ def _print_report(report: Any, stats: dict[str, Any]) -> None:
     help="Only search within this article id (repeatable).",
 )
 @click.option(
+    "--filter",
+    "filters",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Only items whose field has this value (repeatable; the same KEY again: either "
+    "value; KEY!=VALUE: not it; VALUE*: starts with). Fields: title, url, license, source "
+    "and any meta.json / JSONL field; an image's license is its own.",
+)
+@click.option(
     "--min-score",
     type=click.FloatRange(0.0, 1.0),
     default=None,
@@ -348,6 +357,7 @@ def search_cmd(
     weights: tuple[str, ...],
     method: str | None,
     article_ids: tuple[str, ...],
+    filters: tuple[str, ...],
     min_score: float | None,
     why: bool,
     device: str | None,
@@ -366,6 +376,8 @@ def search_cmd(
       mmretrieve search "Bat man" --image batman.jpg --index ./idx --json
       mmretrieve search --image batman.jpg --index ./idx -k 5 --why
       mmretrieve search "quantum chromodynamics" --index ./idx --min-score 0.5
+      mmretrieve search "bridge" --index ./idx --filter license="CC BY-SA 4.0" \\
+          --filter lang!=de --filter url=https://en.wikipedia.org/*
     """
     from ..retrieval.weights import parse_weights
     from .render import result_dict, result_text
@@ -386,6 +398,7 @@ def search_cmd(
             method=method,
             article_ids=list(article_ids) or None,
             min_score=min_score,
+            filters=list(filters) or None,
         )
         _warn_random(index)
     if as_json:
@@ -394,6 +407,7 @@ def search_cmd(
             "image": str(image) if image else None,
             "k": k,
             "min_score": min_score,
+            "filters": list(filters),
         }
         _emit_json(result_dict(result, query))
     elif min_score is not None and not result.articles and not result.hits:

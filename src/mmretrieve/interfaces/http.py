@@ -31,6 +31,7 @@ from ..types import valid_unicode
 from .http_params import (
     HTTPProblem,
     SearchParams,
+    check_filters,
     json_default,
     key_matches,
     params_from_json,
@@ -271,6 +272,7 @@ def create_app(
             raise HTTPProblem(422, "image must be an uploaded file (multipart file field)")
         text = form.get("text")
         ids = [str(i) for i in form.getlist("article_id") if i]
+        fields = [str(f) for f in form.getlist("filter") if isinstance(f, str) and f.strip()]
         return SearchParams(
             text=valid_unicode(text) if isinstance(text, str) else None,
             image=image,
@@ -280,6 +282,7 @@ def create_app(
             method=parse_method(form.get("method")),
             min_score=parse_min_score(form.get("min_score")),
             article_ids=ids or None,
+            filters=check_filters(fields),
         )
 
     def locked(work: Callable[[], T]) -> T:
@@ -324,6 +327,7 @@ def create_app(
                 method=params.method,
                 article_ids=params.article_ids,
                 min_score=params.min_score,
+                filters=params.filters,
             )
             return found, random_model_warnings(index)
 

@@ -35,7 +35,6 @@ if TYPE_CHECKING:
     from ..api import Index
 
 FUSION_METHODS = METHODS
-FILTER_KEYS = ("article_ids",)
 
 
 class HTTPProblem(Exception):
@@ -60,6 +59,7 @@ class SearchParams:
     method: str | None
     article_ids: list[str] | None
     min_score: float | None = None
+    filters: dict[str, Any] | list[str] | None = None  # metadata filters (retrieval/filters.py)
 
 
 def status_for(exc: MMRetrieveError) -> int:
@@ -211,11 +211,13 @@ def params_from_json(body: bytes, max_k: int) -> SearchParams:
     filters = data.get("filters")
     if filters is None:
         filters = {}
-    if not isinstance(filters, dict) or set(filters) - set(FILTER_KEYS):
-        raise HTTPProblem(422, f"filters may only hold: {', '.join(FILTER_KEYS)}")
-    ids = filters.get("article_ids")
+    if not isinstance(filters, dict):
+        raise HTTPProblem(422, "filters must be an object of field: value")
+    filters = dict(filters)
+    ids = filters.pop("article_ids", None)
     if ids is not None and not (isinstance(ids, list) and all(isinstance(i, str) for i in ids)):
         raise HTTPProblem(422, "filters.article_ids must be a list of strings")
+    fields = check_filters(filters)
     return SearchParams(
         text=text,
         image=_decode_base64(image) if image else None,
@@ -225,7 +227,19 @@ def params_from_json(body: bytes, max_k: int) -> SearchParams:
         method=parse_method(data.get("method")),
         article_ids=ids,
         min_score=parse_min_score(data.get("min_score")),
+        filters=fields,
     )
+
+
+def check_filters(filters: dict[str, Any] | list[str]) -> dict[str, Any] | list[str] | None:
+    """Metadata filters as given, once they parse (a malformed one is a 422 naming it)."""
+    from ..retrieval.filters import parse_filters
+
+    try:
+        parse_filters(filters)
+    except UsageError as exc:
+        raise HTTPProblem(422, str(exc)) from None
+    return filters or None
 
 
 def _image_links(hit: dict[str, Any]) -> None:

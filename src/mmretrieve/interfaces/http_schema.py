@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..retrieval.weights import ALL_ROUTES, family
-from .http_params import FILTER_KEYS, FUSION_METHODS, MAX_WEIGHT
+from .http_params import FUSION_METHODS, MAX_WEIGHT
 
 ROUTE_NAMES = [*ALL_ROUTES, *sorted({family(name) for name in ALL_ROUTES})]
 
@@ -102,14 +102,28 @@ def json_schema(max_k: int) -> dict[str, Any]:
             },
             "filters": {
                 "type": ["object", "null"],
-                "additionalProperties": False,
-                "propertyNames": {"enum": list(FILTER_KEYS)},
+                "description": "Only items whose fields have these values: a field name (add "
+                "'!=' for 'not') and a value or a list of values (any of them); a value ending "
+                "in '*' is a prefix. Fields: title, url, license, source and any meta.json / "
+                'JSONL field; an image\'s license is its own. Example: {"license": '
+                '["CC0", "CC BY 4.0"], "lang!=": "de", "url": '
+                '"https://en.wikipedia.org/*"}. A field no article has is a 422.',
                 "properties": {
                     "article_ids": {
                         "type": ["array", "null"],
                         "items": {"type": "string"},
                         "description": "Only search within these articles.",
                     }
+                },
+                "additionalProperties": {
+                    "anyOf": [
+                        {"type": ["string", "number", "boolean"]},
+                        {
+                            "type": "array",
+                            "items": {"type": ["string", "number", "boolean"]},
+                            "minItems": 1,
+                        },
+                    ]
                 },
             },
         },
@@ -138,6 +152,12 @@ def form_schema(max_k: int) -> dict[str, Any]:
                 "type": "array",
                 "items": _STRING,
                 "description": "Only search within this article (repeatable).",
+            },
+            "filter": {
+                "type": "array",
+                "items": {"type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_.:-]*!?=.*$"},
+                "description": "KEY=VALUE, KEY!=VALUE or KEY=PREFIX* (repeatable): only items "
+                "whose field has this value (as the JSON body's filters).",
             },
         },
     }

@@ -19,8 +19,9 @@ from typing import Any
 import numpy as np
 
 from ..documents.chunking import passage_id
-from ..store.base import ARTICLES, IMAGES, PASSAGES, Filter, Row, Store, StoreHit
+from ..store.base import ARTICLES, IMAGES, PASSAGES, Filter, Match, Row, Store, StoreHit
 from . import weights as R
+from .filters import FilterPlan
 
 Key = tuple[str, str]
 Ranked = list[tuple[Key, float]]
@@ -101,17 +102,32 @@ class RouteRunner:
     has_clip_text: bool = False
     # Images carry a perceptual hash (index format 3 on): the searcher groups resized copies.
     has_phash: bool = False
+    plan: FilterPlan | None = None  # the search's metadata filters, per table (filters.py)
     rows: dict[Key, Row] = field(default_factory=dict)
 
     @property
     def image_fields(self) -> tuple[str, ...]:
         return (*IMAGE_FIELDS, "phash") if self.has_phash else IMAGE_FIELDS
 
-    def _filter(self, extra: Mapping[str, Any] | None = None) -> Filter | None:
-        flt: dict[str, Any] = dict(extra or {})
+    def _filter(self, table: str, extra: Mapping[str, Any] | None = None) -> Filter | None:
+        flt: dict[str, Any] = dict(self.plan.for_table(table)) if self.plan else {}
+        flt.update(extra or {})
         if self.article_ids is not None:
-            flt["article_id"] = list(self.article_ids)
+            key = "id" if table == ARTICLES else "article_id"
+            kept = flt.get(key)
+            ids = list(self.article_ids)
+            flt[key] = [i for i in ids if kept.holds(i)] if isinstance(kept, Match) else ids
         return flt or None
+
+    def _passages_allowed(self, article_ids: list[str]) -> list[str]:
+        """The articles whose passages the search may show (its filters and article ids)."""
+        kept = self.plan.passage_articles if self.plan else None
+        wanted = set(self.article_ids) if self.article_ids is not None else None
+        return [
+            a
+            for a in article_ids
+            if (kept is None or kept.holds(a)) and (wanted is None or a in wanted)
+        ]
 
     def _ranked(self, kind: str, hits: list[StoreHit]) -> Ranked:
         out: Ranked = []
@@ -127,44 +143,47 @@ class RouteRunner:
     # -- text routes ------------------------------------------------------------------------
     def text_passage_dense(self, q: QueryVectors) -> Ranked:
         assert q.bge is not None
-        hits = self.store.search(PASSAGES, "bge", q.bge, self.depth, self._filter(), PASSAGE_FIELDS)
+        flt = self._filter(PASSAGES)
+        hits = self.store.search(PASSAGES, "bge", q.bge, self.depth, flt, PASSAGE_FIELDS)
         return self._ranked("passage", hits)
 
     def text_passage_bm25(self, q: QueryVectors) -> Ranked:
         assert q.text is not None
-        hits = self.store.text_search(PASSAGES, q.text, self.depth, self._filter(), PASSAGE_FIELDS)
+        flt = self._filter(PASSAGES)
+        hits = self.store.text_search(PASSAGES, q.text, self.depth, flt, PASSAGE_FIELDS)
         return self._ranked("passage", hits)
 
     def text_image_clip(self, q: QueryVectors) -> Ranked:
         assert q.clip_text is not None
         hits = self.store.search(
-            IMAGES, "clip_image", q.clip_text, self.depth, self._filter(), self.image_fields
+            IMAGES, "clip_image", q.clip_text, self.depth, self._filter(IMAGES), self.image_fields
         )
         return self._ranked("image", hits)
 
     def text_image_caption(self, q: QueryVectors) -> Ranked:
         assert q.bge is not None
-        flt = self._filter({"has_caption": True})
+        flt = self._filter(IMAGES, {"has_caption": True})
         hits = self.store.search(IMAGES, "caption_bge", q.bge, self.depth, flt, self.image_fields)
         return self._ranked("image", hits)
 
     def text_image_bm25(self, q: QueryVectors) -> Ranked:
         assert q.text is not None
-        hits = self.store.text_search(IMAGES, q.text, self.depth, self._filter(), self.image_fields)
+        flt = self._filter(IMAGES)
+        hits = self.store.text_search(IMAGES, q.text, self.depth, flt, self.image_fields)
         return self._ranked("image", hits)
 
     # -- image routes -----------------------------------------------------------------------
     def image_image(self, q: QueryVectors) -> Ranked:
         assert q.clip_image is not None
         hits = self.store.search(
-            IMAGES, "clip_image", q.clip_image, self.depth, self._filter(), self.image_fields
+            IMAGES, "clip_image", q.clip_image, self.depth, self._filter(IMAGES), self.image_fields
         )
         return self._ranked("image", hits)
 
     def image_passage_clip(self, q: QueryVectors) -> Ranked:
         assert q.clip_image is not None
         hits = self.store.search(
-            PASSAGES, "clip_text", q.clip_image, self.depth, self._filter(), PASSAGE_FIELDS
+            PASSAGES, "clip_text", q.clip_image, self.depth, self._filter(PASSAGES), PASSAGE_FIELDS
         )
         return self._ranked("passage", hits)
 
@@ -172,7 +191,7 @@ class RouteRunner:
         """Articles whose title (+ first sentence) looks like the picture, then their passages
         that look most like it."""
         assert q.clip_image is not None
-        flt = {"id": list(self.article_ids)} if self.article_ids is not None else None
+        flt = self._filter(ARTICLES)
         hits = self.store.search(ARTICLES, "clip_title", q.clip_image, self.depth, flt, ("id",))
         top = hits[: max(1, self.depth // PASSAGES_PER_VOTED_ARTICLE)]
         return self._passages_of({h.id: h.score for h in top}, q.clip_image)
@@ -187,7 +206,7 @@ class RouteRunner:
             article_id = self.rows.get(key, {}).get("article_id")
             if article_id and score > votes.get(article_id, -math.inf):
                 votes[article_id] = score
-        order = sorted(votes, key=lambda a: (-votes[a], a))
+        order = self._passages_allowed(sorted(votes, key=lambda a: (-votes[a], a)))
         top = order[: max(1, self.depth // PASSAGES_PER_VOTED_ARTICLE)]
         return self._passages_of({a: votes[a] for a in top}, q.clip_image)
 

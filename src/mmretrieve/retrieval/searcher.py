@@ -18,6 +18,7 @@ from ..store.base import ARTICLES, PASSAGES, Row, Store
 from ..types import Article, ArticleResult, Hit, ImageInput, Query, SearchResult
 from .batching import QueryEncoders
 from .calibration import Background, Null
+from .filters import FilterSpec, parse_filters, plan_filters
 from .fusion import Fused, fuse_explained
 from .grouping import group_by_article
 from .pictures import Picture, articles_by_picture, group_pictures, picture_of
@@ -41,6 +42,7 @@ class SearchOptions:
     passages_per_article: int = 3
     images_per_article: int = 4
     min_score: float | None = None  # least confidence an item or article needs to be returned
+    filters: FilterSpec | None = None  # metadata filters (filters.py)
 
 
 @functools.cache
@@ -70,7 +72,7 @@ class Searcher:
         max_image_bytes: int = 50_000_000,
         default_weights: Mapping[str, float] | None = None,
         clip_text_view: bool = False,
-        phash: bool = False,
+        format_version: int = 3,
     ) -> None:
         self.store = store
         self.text_encoder = text_encoder
@@ -79,7 +81,8 @@ class Searcher:
         self.max_image_bytes = max_image_bytes
         self.default_weights = default_weights
         self.clip_text_view = clip_text_view
-        self.phash = phash  # images carry perceptual hashes: resized copies are one hit
+        # 3: images carry perceptual hashes (resized copies are one hit), articles meta fields
+        self.format_version = format_version
         absent = () if clip_text_view else ((PASSAGES, "clip_text"),)
         self.background = Background(store, absent=absent)
         limit_blas_threads()
@@ -162,6 +165,7 @@ class Searcher:
             or not 0.0 <= score <= 1.0  # NaN fails this too
         ):
             raise UsageError(f"min_score must be a number from 0 to 1, got {score!r}")
+        conditions = parse_filters(options.filters)  # a malformed filter fails before any work
         start = time.perf_counter()
         timings: dict[str, float] = {}
         vectors = self.encode(query, timings)
@@ -170,13 +174,27 @@ class Searcher:
             **({"defaults": self.default_weights} if self.default_weights else {}),
         )
         depth = options.depth or max(MIN_DEPTH, 5 * options.k)
+        t0 = time.perf_counter()
+        plan = (
+            plan_filters(
+                self.store,
+                conditions,
+                has_images=self.image_encoder is not None,
+                has_meta=self.format_version >= 3,
+            )
+            if conditions
+            else None
+        )
+        if plan is not None:
+            timings["filter_ms"] = (time.perf_counter() - t0) * 1000
         runner = RouteRunner(
             self.store,
             depth,
             article_ids=options.article_ids,
             has_images=self.image_encoder is not None,
             has_clip_text=self.clip_text_view,
-            has_phash=self.phash,
+            has_phash=self.format_version >= 3,
+            plan=plan,
         )
         t0 = time.perf_counter()
         route_lists, status = runner.run(vectors, weights)

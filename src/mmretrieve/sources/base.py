@@ -12,7 +12,7 @@ from typing import Any
 from ..documents.images import IMAGE_EXTENSIONS, NON_RASTER_EXTENSIONS
 from ..documents.text import read_text_file
 from ..errors import BadInputError
-from ..types import Article, Image, Skipped
+from ..types import Article, Image, Skipped, valid_unicode
 
 Item = Article | Image | Skipped
 
@@ -112,6 +112,29 @@ def read_article(path: Path, root: Path | None = None) -> str | Skipped:
     if not text.strip():
         return Skipped(str(path), "empty article", "article")
     return text
+
+
+# Fields of an article's meta.json or JSONL line with their own place in an Article, and the
+# wiki writer's bookkeeping (fetched_at changes at every fetch): the others become Article.meta.
+RESERVED_FIELDS = frozenset(
+    {"id", "title", "text", "url", "license", "images", "fetched_at", "image_settings",
+     "image_refs_sha256"}
+)  # fmt: skip
+
+
+def meta_fields(obj: dict[str, Any]) -> dict[str, str]:
+    """The filterable extra fields of an article: scalar values as strings (booleans as
+    ``true``/``false``), keys sorted; nested values and reserved fields are left out."""
+    out = {}
+    for key in sorted(obj):
+        value = obj[key]
+        if key in RESERVED_FIELDS or not isinstance(key, str) or value is None:
+            continue
+        if isinstance(value, bool):
+            out[key] = "true" if value else "false"
+        elif isinstance(value, (int, float, str)):
+            out[key] = valid_unicode(str(value))
+    return out
 
 
 def text_field(obj: dict[str, Any], key: str) -> str | None:

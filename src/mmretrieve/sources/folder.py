@@ -15,6 +15,7 @@ from .base import (
     Source,
     image_item,
     is_hidden,
+    meta_fields,
     read_article,
     read_file_listing,
     skip_unless_raster,
@@ -96,6 +97,7 @@ class FolderSource(Source):
                 url=text_field(meta, "url"),
                 license=text_field(meta, "license"),
                 source=str(article_file),
+                meta=meta_fields(meta),
             )
         yield from _images(folder, article_id, images, self.root)
 

@@ -12,6 +12,7 @@ from .base import (
     Source,
     image_item,
     iter_jsonl,
+    meta_fields,
     normalize_newlines,
     relative_file,
     skip_unless_raster,
@@ -72,6 +73,7 @@ class JsonlSource(Source):
                     url=text_field(obj, "url"),
                     license=text_field(obj, "license"),
                     source=where,
+                    meta=meta_fields(obj),
                 )
 
     def _images(self, listing: Path) -> Iterator[Item]:

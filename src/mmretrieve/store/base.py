@@ -1,8 +1,9 @@
 """The Store protocol every backend implements, and the backend-neutral table schemas
 (DESIGN §5, §7).
 
-A filter is a mapping of scalar field name to a value (equality) or a list of values (membership);
-several entries must all hold. Backends translate it to their own syntax.
+A filter is a mapping of scalar field name to a value (equality), a list of values (membership)
+or a :class:`Match` (membership, prefixes, negation, nulls); several entries must all hold.
+Backends translate it to their own syntax.
 """
 
 from __future__ import annotations
@@ -14,7 +15,27 @@ from typing import Any, Literal, Protocol, runtime_checkable
 import numpy as np
 
 ScalarType = Literal["str", "int", "float", "bool"]
-FilterValue = str | int | bool | Sequence[str] | Sequence[int]
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    """A string field's condition: its value is one of ``values`` or starts with one of
+    ``prefixes`` (``negate``: neither); a null value matches exactly when ``null`` is True."""
+
+    values: tuple[str, ...] = ()
+    prefixes: tuple[str, ...] = ()
+    negate: bool = False
+    null: bool = False
+
+    def holds(self, value: str | None) -> bool:
+        """The condition evaluated in Python (what every backend must agree with)."""
+        if value is None:
+            return self.null
+        found = value in self.values or any(value.startswith(p) for p in self.prefixes)
+        return found != self.negate
+
+
+FilterValue = str | int | bool | Sequence[str] | Sequence[int] | Match
 Filter = Mapping[str, FilterValue]
 Row = dict[str, Any]
 
@@ -121,11 +142,12 @@ class Store(Protocol):
 
 
 def table_schemas(
-    text_dim: int, clip_dim: int | None, *, clip_text_view: bool, phash: bool = True
+    text_dim: int, clip_dim: int | None, *, clip_text_view: bool, version: int = 3
 ) -> list[TableSchema]:
     """The three tables of DESIGN §5. Without an image model, CLIP vectors and images are absent;
-    passages carry a CLIP text vector only with ``clip_text_view``; images carry a perceptual
-    hash (``phash``, int64) unless ``phash`` is False (indexes of format 1 and 2)."""
+    passages carry a CLIP text vector only with ``clip_text_view``. From index format
+    ``version`` 3, images carry a perceptual hash (``phash``, int64) and articles the other
+    fields their source gave (``meta``, a JSON object of strings)."""
     passage_vectors = {"bge": text_dim}
     if clip_dim and clip_text_view:
         passage_vectors["clip_text"] = clip_dim
@@ -152,6 +174,7 @@ def table_schemas(
             Field("source", "str"),
             Field("content_hash", "str", False),
             Field("n_passages", "int", False),
+            *((Field("meta", "str"),) if version >= 3 else ()),
         ),
         {"clip_title": clip_dim} if clip_dim else {},
     )
@@ -173,7 +196,7 @@ def table_schemas(
                     Field("license", "str"),
                     Field("has_caption", "bool", False),
                     Field("content_hash", "str", False),
-                    *((Field("phash", "int"),) if phash else ()),
+                    *((Field("phash", "int"),) if version >= 3 else ()),
                 ),
                 {"clip_image": clip_dim, "caption_bge": text_dim},
                 text_fields=("search_text",),

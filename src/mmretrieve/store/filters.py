@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from .base import Filter, FilterValue
+from .base import Filter, FilterValue, Match
 
 
 def quote(value: str) -> str:
@@ -12,7 +12,26 @@ def quote(value: str) -> str:
     return "'" + str(value).replace("'", "''") + "'"
 
 
+def like_prefix(prefix: str) -> str:
+    """A LIKE pattern for "starts with ``prefix``" (``\\`` escapes the wildcards)."""
+    escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return quote(escaped + "%")
+
+
+def _match(name: str, m: Match) -> str:
+    parts = []
+    if m.values:
+        parts.append(f"{name} IN ({', '.join(quote(v) for v in m.values)})")
+    parts += [f"{name} LIKE {like_prefix(p)} ESCAPE '\\'" for p in m.prefixes]
+    found = " OR ".join(parts) if parts else "false"
+    # SQL's NOT of a null is null (dropped): nulls are decided by m.null alone.
+    present = f"({name} IS NOT NULL AND {'NOT ' if m.negate else ''}({found}))"
+    return f"({name} IS NULL OR {present})" if m.null else present
+
+
 def _term(name: str, value: FilterValue) -> str:
+    if isinstance(value, Match):
+        return _match(name, value)
     if isinstance(value, bool):
         return f"{name} = {'true' if value else 'false'}"
     if isinstance(value, int):
@@ -26,7 +45,9 @@ def _term(name: str, value: FilterValue) -> str:
 
 
 def _literal(value: object) -> str:
-    return str(value) if isinstance(value, int) and not isinstance(value, bool) else quote(str(value))
+    return (
+        str(value) if isinstance(value, int) and not isinstance(value, bool) else quote(str(value))
+    )
 
 
 def to_sql(filter: Filter | None) -> str | None:

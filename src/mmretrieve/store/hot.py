@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from .base import Filter, Row, StoreHit
+from .base import Filter, Match, Row, StoreHit
 from .bm25 import Bm25Index
 
 ENV_BUDGET = "MMRETRIEVE_HOT_CACHE_MB"
@@ -132,6 +132,9 @@ class HotTable:
         for name, value in filter.items():
             if name not in names:
                 return False
+            if isinstance(value, Match):
+                keep &= self._match(name, value)
+                continue
             if isinstance(value, (bool, int)):
                 keep &= self.array(name) == value
                 continue
@@ -142,6 +145,12 @@ class HotTable:
             found = [lookup[str(v)] for v in wanted if v is not None and str(v) in lookup]
             keep &= np.isin(codes, np.asarray(found, dtype=codes.dtype)) if found else False
         return keep
+
+    def _match(self, name: str, m: Match) -> np.ndarray:
+        """Rows whose string column ``name`` meets ``m``: decided once per distinct value."""
+        codes, lookup = self.coded(name)
+        table = np.fromiter((m.holds(v) for v in lookup), dtype=bool, count=len(lookup))
+        return np.where(codes >= 0, table[np.maximum(codes, 0)], m.null)
 
     def coded(self, name: str) -> tuple[np.ndarray, dict[str, int]]:
         """A string column as integer codes (nulls: -1) and the code of each value."""

@@ -11,7 +11,8 @@ from ..errors import IndexMismatchError
 # 2: passages carry CLIP text vectors only when ``views.clip_text`` says so. Version 1 indexes
 # (every passage has them) are read as they are; an older mmretrieve refuses version 2.
 # 3: images carry a perceptual hash (``phash``), which finds resized and re-encoded copies of a
-# picture. Versions 1 and 2 are read and written without it.
+# picture, and articles their other source fields (``meta``), which searches filter on.
+# Versions 1 and 2 are read and written without them.
 FORMAT_VERSION = 3
 READABLE_VERSIONS = (1, 2, 3)
 _MODEL_KEYS = ("name", "revision", "dim", "pooling", "query_instruction", "max_length", "random")
@@ -54,10 +55,10 @@ def clip_text_view(manifest: Mapping[str, Any]) -> bool:
     return bool((manifest.get("models") or {}).get("image"))
 
 
-def has_phash(manifest: Mapping[str, Any]) -> bool:
-    """Whether the index's images carry a perceptual hash (format 3 on)."""
+def format_of(manifest: Mapping[str, Any]) -> int:
+    """The index's format version (checked by :func:`check_format` when opened)."""
     version = manifest.get("format_version")
-    return isinstance(version, int) and version >= 3
+    return version if isinstance(version, int) else FORMAT_VERSION
 
 
 def check_view(manifest: Mapping[str, Any], wanted: bool | None, where: str) -> bool:

@@ -212,7 +212,7 @@ class MilvusStore:
     ) -> None:
         t = self._table(table)
         ids = list(ids or [])
-        expr = to_expr(filter)
+        expr = to_expr(filter, t.native_null)
         if ids or expr:
             self._read_level = "Strong"
         for collection in t.collections:
@@ -280,7 +280,7 @@ class MilvusStore:
         self, table: str, fields: Sequence[str], filter: Filter | None = None
     ) -> Iterator[Row]:
         t = self._table(table)
-        expr = to_expr(filter)
+        expr = to_expr(filter, t.native_null)
         if expr == "":
             return
         outputs, elsewhere = self._split(t, self._outputs(t, fields))
@@ -308,7 +308,7 @@ class MilvusStore:
         fields: Sequence[str] | None = None,
     ) -> list[StoreHit]:
         t = self._table(table)
-        expr = to_expr(filter)
+        expr = to_expr(filter, t.native_null)
         if expr == "" or k < 1:
             return []
         collection = t.by_vector[vector_field]
@@ -349,7 +349,7 @@ class MilvusStore:
                     stacklevel=2,
                 )
             return []
-        expr = to_expr(filter)
+        expr = to_expr(filter, t.native_null)
         if expr == "" or not query.strip() or k < 1:
             return []
         outputs = self._outputs(t, fields)
@@ -375,7 +375,7 @@ class MilvusStore:
             if not self._client.has_collection(self._name(table)):
                 return 0
             raise UsageError(f"table {table!r} is not open in {self.uri}")
-        expr = to_expr(filter)
+        expr = to_expr(filter, t.native_null)
         if expr == "":
             return 0
         rows = self._client.query(

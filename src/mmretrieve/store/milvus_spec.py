@@ -15,7 +15,7 @@ from urllib.parse import parse_qs
 import numpy as np
 
 from ..errors import UsageError
-from .base import Filter, FilterValue, TableSchema
+from .base import Filter, FilterValue, Match, TableSchema
 
 NULLS, BM25_FIELD, NO_VECTOR = "_nulls", "_bm25", "_novec"
 MAX_VARCHAR = 65_535  # bytes, Milvus' limit
@@ -110,7 +110,51 @@ def quote(value: str) -> str:
     return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def _term(name: str, value: FilterValue) -> str:
+def _after_prefix(prefix: str) -> str | None:
+    """The least string greater than every string that starts with ``prefix`` (None: none)."""
+    while prefix:
+        last = ord(prefix[-1])
+        if last < 0x10FFFF:
+            step = 0xE000 if last == 0xD7FF else last + 1  # no surrogates in UTF-8
+            return prefix[:-1] + chr(step)
+        prefix = prefix[:-1]
+    return None
+
+
+def _starts_with(name: str, prefix: str, not_null: str) -> str:
+    """``name`` starts with ``prefix``, as a range of strings: Milvus's ``like`` cannot escape
+    its ``%`` wildcard (checked on 2.3.5), and strings compare by UTF-8 bytes, which is code
+    point order."""
+    end = _after_prefix(prefix)
+    if end is None:  # the empty prefix: any value
+        return not_null
+    return f"({name} >= {quote(prefix)} and {name} < {quote(end)})"
+
+
+def _match(name: str, m: Match, native_null: bool) -> str | None:
+    """The condition as an expression; None when nothing can match (Milvus has no ``false``)."""
+    # Without nullable fields (before Milvus 2.5) a null string is stored as "" (milvus_spec).
+    is_null, not_null = (
+        (f"{name} is null", f"{name} is not null")
+        if native_null
+        else (f'{name} == ""', f'{name} != ""')
+    )
+    parts = []
+    if m.values:
+        parts.append(f"{name} in [{', '.join(quote(v) for v in m.values)}]")
+    parts += [_starts_with(name, p, not_null) for p in m.prefixes]
+    found = " or ".join(parts)
+    if m.negate:
+        present: str | None = f"({not_null} and not ({found}))" if found else not_null
+    else:
+        present = f"({not_null} and ({found}))" if found else None
+    either = [e for e in ((is_null if m.null else None), present) if e]
+    return " or ".join(either) if either else None
+
+
+def _term(name: str, value: FilterValue, native_null: bool = True) -> str:
+    if isinstance(value, Match):
+        return _match(name, value, native_null) or "false"
     if isinstance(value, bool):
         return f"{name} == {'true' if value else 'false'}"
     if isinstance(value, int):
@@ -121,16 +165,24 @@ def _term(name: str, value: FilterValue) -> str:
 
 
 def _literal(value: object) -> str:
-    return str(value) if isinstance(value, int) and not isinstance(value, bool) else quote(str(value))
+    return (
+        str(value) if isinstance(value, int) and not isinstance(value, bool) else quote(str(value))
+    )
 
 
-def to_expr(filter: Filter | None) -> str | None:
-    """The filter mapping as a Milvus boolean expression; '' means "matches nothing"."""
+def to_expr(filter: Filter | None, native_null: bool = True) -> str | None:
+    """The filter mapping as a Milvus boolean expression; '' means "matches nothing".
+    ``native_null``: the server has nullable fields (else nulls are stored as zero values)."""
     if not filter:
         return None
-    if any(not isinstance(v, (str, int, bool)) and not list(v) for v in filter.values()):
+    if any(
+        _match(k, v, native_null) is None
+        if isinstance(v, Match)
+        else not isinstance(v, (str, int, bool)) and not list(v)
+        for k, v in filter.items()
+    ):
         return ""
-    return " and ".join(f"({_term(k, v)})" for k, v in filter.items())
+    return " and ".join(f"({_term(k, v, native_null)})" for k, v in filter.items())
 
 
 def store_options(opts: dict[str, str]) -> dict[str, Any]:
