@@ -383,8 +383,8 @@ BATMAN_WIKITEXT = f"""{{{{Short description|Fictional superhero}}}}
 | caption = Portrait of the cowl worn in the 1989 film
 }}}}
 '''Batman''' is a [[superhero]] created by [[Bob Kane]].<ref>{{{{cite web|url=http://x}}}}</ref>
-[[File:Gargoyle vigil.jpg|thumb|upright|alt=A caped figure crouching on stone|{GARGOYLE_CAPTION}]]
 == Publication history ==
+[[File:Gargoyle vigil.jpg|thumb|upright|alt=A caped figure crouching on stone|{GARGOYLE_CAPTION}]]
 Batman first appeared in ''[[Detective Comics]]'' #27 in 1939.
 == See also ==
 {{{{Reflist}}}}

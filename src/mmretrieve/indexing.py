@@ -118,7 +118,10 @@ def meta_json(article: Article) -> str | None:
 
 
 def image_hash(sha256: str, image: Image) -> str:
-    return content_hash(sha256, image.article_id, image.caption, image.alt_text, image.license)
+    parts = [sha256, image.article_id, image.caption, image.alt_text, image.license]
+    if image.section:  # (images without a section keep the hash they had before sections)
+        parts.append(image.section)
+    return content_hash(*parts)
 
 
 @dataclass(frozen=True, slots=True)
@@ -366,6 +369,7 @@ class Indexer:
             height=prepared.height,
             sha256=prepared.sha,
             license=image.license,
+            section=image.section,
         )
         self._phash_of[image.id] = prepared.phash
         self._pending_images.append((meta, prepared.digest, prepared.picture))
@@ -402,7 +406,11 @@ class Indexer:
                     "content_hash": digest,
                     "clip_image": vectors[i],
                     "caption_bge": caption_vectors[i],
-                    **({"phash": phash} if self.options.format_version >= 3 else {}),
+                    **(
+                        {"phash": phash, "section": meta.section}
+                        if self.options.format_version >= 3
+                        else {}
+                    ),
                 }
             )
         for meta, digest, _ in batch:

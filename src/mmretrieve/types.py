@@ -57,6 +57,7 @@ class Image:
     height: int | None = None
     sha256: str | None = None
     license: str | None = None
+    section: str | None = None  # the article section it is placed in (None: unknown or lead)
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,10 +124,22 @@ class Hit:
 
 
 @dataclass(frozen=True, slots=True)
+class SectionResult:
+    """One section of an article result: its best passages and the images placed in it, scored
+    like an article from its items. ``title`` None: the lead (or a section nobody named)."""
+
+    title: str | None
+    score: float
+    passages: list[Hit]
+    images: list[Hit]
+
+
+@dataclass(frozen=True, slots=True)
 class ArticleResult:
     """An article and its best items. ``score`` adds up its best items' scores (the best counts
     fully, the next ones less); ``contributions`` splits it by route the same way;
-    ``confidence`` is its most confident item's."""
+    ``confidence`` is its most confident item's. ``sections``: the same article by section,
+    its best sections first, each with its passages and images together."""
 
     article: Article
     score: float
@@ -134,6 +147,7 @@ class ArticleResult:
     images: list[Hit]
     contributions: Mapping[str, float] = field(default_factory=dict)
     confidence: float | None = None
+    sections: list[SectionResult] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)

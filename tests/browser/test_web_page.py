@@ -60,6 +60,8 @@ ARTICLES = {  # id -> (title, url, image ids)
     "akshath:Nosferatu": ("Nosferatu", "https://en.wikipedia.org/wiki/Nosferatu", ["akshath_14"]),
 }
 QUERY_IMAGE = "abonia_19"  # a Batman drawing, also indexed under the Batman article
+SECTION = "Fictional character biography"  # a Batman section the query picture is placed in
+LANGS = {"abonia:batman": "en", "sarthak:The Matrix": "en", "akshath:Nosferatu": "de"}
 
 
 def _small_corpus(wiki: Path, out: Path) -> Path:
@@ -72,19 +74,21 @@ def _small_corpus(wiki: Path, out: Path) -> Path:
             texts[row["id"]] = row["text"][:4000]
     with (out / "corpus.jsonl").open("w", encoding="utf-8") as fh:
         for article_id, (title, url, _) in ARTICLES.items():
-            row = {"id": article_id, "title": title, "url": url, "text": texts[article_id]}
+            text = texts[article_id]
+            if article_id == "abonia:batman":
+                text += f"\n\n== {SECTION} ==\nBruce Wayne watches over Gotham as a bat man."
+            row = {"id": article_id, "title": title, "url": url, "text": text,
+                   "lang": LANGS[article_id]}  # fmt: skip
             fh.write(json.dumps(row) + "\n")
     with (out / "images.jsonl").open("w", encoding="utf-8") as fh:
         for article_id, (_, _, images) in ARTICLES.items():
             for image_id in images:
                 src = next((wiki / "images").glob(f"{image_id}.*"))
                 shutil.copy(src, out / "images" / src.name)
-                fh.write(
-                    json.dumps(
-                        {"id": image_id, "file": f"images/{src.name}", "article_id": article_id}
-                    )
-                    + "\n"
-                )
+                row = {"id": image_id, "file": f"images/{src.name}", "article_id": article_id}
+                if image_id == QUERY_IMAGE:
+                    row["section"] = SECTION
+                fh.write(json.dumps(row) + "\n")
         # The query picture is used by a second article too (the same file, another row).
         name = next((wiki / "images").glob(f"{QUERY_IMAGE}.*")).name
         row = {"id": "shared_copy", "file": f"images/{name}", "article_id": "akshath:Nosferatu"}
@@ -223,6 +227,29 @@ def test_combined_query_shows_batman_card(
     assert kinds and {k.lower() for k in kinds} <= {"passage", "image"}
     # ... and the flat list shows that picture once.
     sync_api.expect(page.locator("ol.flat .shared", has_text="in 2 articles")).to_have_count(1)
+
+    # By section: the Batman card's sections, the query picture in the section that places it.
+    page.check('input[name="view"][value="sections"]')
+    part = card.locator(f'section.article-section[data-section="{SECTION}"]')
+    sync_api.expect(part.locator("h3")).to_contain_text(SECTION)
+    sync_api.expect(part.locator(".thumbs img")).not_to_have_count(0)
+    sync_api.expect(part.locator("figcaption", has_text="in 2 articles")).to_have_count(1)
+    assert card.locator("section.article-section").count() >= 2
+
+    # A filter: only the English articles (a meta field of the JSONL corpus).
+    page.fill("#filters", "lang=en")
+    page.focus("#q")
+    page.keyboard.press("Enter")
+    sync_api.expect(page.locator("#status")).to_contain_text("articles")
+    sync_api.expect(
+        page.locator('article.card[data-article-id="akshath:Nosferatu"]')
+    ).to_have_count(0)
+    sync_api.expect(page.locator('article.card[data-article-id="abonia:batman"]')).to_have_count(1)
+    page.fill("#filters", "year=1922")
+    page.keyboard.press("Enter")
+    sync_api.expect(page.locator("#error")).to_contain_text(
+        "no indexed article has the field 'year'"
+    )
     assert errors == []
     page.close()
 

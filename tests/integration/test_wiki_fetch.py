@@ -116,6 +116,9 @@ def test_fetch_writes_the_folder_layout(server: FixtureWiki, tmp_path: Path) -> 
     g = imgs["File:Gargoyle vigil.jpg"]
     assert g["caption"] == GARGOYLE_CAPTION and g["caption_source"] == "article"
     assert g["alt_text"] == "A caped figure crouching on stone"
+    # Where the article places each image: its section (the infobox's is in the lead).
+    assert g["section"] == "Publication history"
+    assert imgs["File:Batman cowl portrait.jpg"]["section"] is None
     assert g["license"] == "CC BY-SA 4.0" and g["artist"] == "Example Photographer"
     assert (g["width"], g["height"], g["mime"]) == (160, 120, "image/jpeg")
     assert imgs["File:Batman cowl portrait.jpg"]["caption"].startswith("Portrait of the cowl")

@@ -466,3 +466,42 @@ def test_fake_filter_reaches_below_every_routes_depth(tmp_path):
     ):
         result = index.search(**query, k=5, filters=["lang=de"])
         assert sorted(a.article.id for a in result.articles) == [f"art{i}" for i in range(115, 120)]
+
+
+def test_fake_results_by_section(tmp_path):
+    """Images carry the section they are placed in (images.jsonl ``section``); an article result
+    also comes by section, best first, each section's passages and images together."""
+    root = tmp_path / "corpus"
+    folder = root / "Gotham"
+    folder.mkdir(parents=True)
+    text = (
+        "Gotham is a city.\n\n== History ==\nThe bridge was built over the river in 1900.\n\n"
+        "== Geography ==\nThe city lies in a valley with hills and a lake."
+    )
+    (folder / "article.txt").write_text(text, encoding="utf-8")
+    (folder / "meta.json").write_text(json.dumps({"id": "gotham", "title": "Gotham"}))
+    _picture(folder / "bridge.png", seed=1)
+    _picture(folder / "lake.png", seed=2)
+    (folder / "images.jsonl").write_text(
+        json.dumps({"file": "bridge.png", "caption": "the old bridge", "section": "History"})
+        + "\n"
+        + json.dumps({"file": "lake.png", "caption": "the lake", "section": "Geography"})
+        + "\n"
+    )
+    index = _open(tmp_path)
+    index.add(root)
+    result = index.search("the bridge over the river", k=3)
+    (article,) = result.articles
+    titles = [s.title for s in article.sections]
+    assert titles[0] == "History" and set(titles) <= {"History", "Geography", None}
+    best = article.sections[0]
+    assert [h.section for h in best.passages] == ["History"]
+    assert [h.uri.rsplit("/", 1)[-1] for h in best.images] == ["bridge.png"]
+    assert best.score >= max(s.score for s in article.sections)
+    images = {h.uri.rsplit("/", 1)[-1]: h.section for h in result.hits if h.kind == "image"}
+    assert images == {"bridge.png": "History", "lake.png": "Geography"}
+    from mmretrieve.interfaces.render import result_dict, result_text
+
+    as_json = result_dict(result, {})["articles"][0]["sections"][0]
+    assert as_json["title"] == "History" and as_json["images"][0]["section"] == "History"
+    assert "§ History" in result_text(result, sections=True)

@@ -100,8 +100,10 @@ def test_wikitext_to_text_keeps_prose_headings_and_link_text() -> None:
     assert not conv.disambiguation
 
 
-def test_image_references_carry_captions_and_alt_text() -> None:
+def test_image_references_carry_captions_alt_text_and_section() -> None:
     refs = convert_wikitext(BATMAN).refs
+    # The section each image is placed in: the heading above it (None: the lead).
+    assert [r.section for r in refs] == [None, None, "Creation", "Creation"]
     assert [(r.title, r.caption, r.alt_text) for r in refs] == [
         (
             "File:Batman Detective Comics 27.jpg",
@@ -254,7 +256,9 @@ def test_ingest_dump_writes_articles_and_skips_the_rest(
         "title": "File:Batman gargoyle.jpg",
         "caption": "Batman crouches on a gargoyle above Gotham",
         "alt_text": "Dark figure on stone",
+        "section": None,
     }
+    assert refs[2]["section"] == "Creation"
     assert not (bat / "images.jsonl").exists()
     acdc = out / folder_name("en", "AC/DC")
     assert read_json(acdc / "meta.json")["url"] == "https://en.wikipedia.org/wiki/AC/DC"

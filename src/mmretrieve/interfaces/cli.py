@@ -344,6 +344,13 @@ def _print_report(report: Any, stats: dict[str, Any]) -> None:
 @click.option(
     "--why", is_flag=True, help="Show what each route added to every article's and item's score."
 )
+@click.option(
+    "--sections",
+    "by_section",
+    is_flag=True,
+    help="Show each article by section: its best sections, each with its passages and images "
+    "(--json always has them).",
+)
 @device_option
 @runtime_option
 @precision_option
@@ -360,6 +367,7 @@ def search_cmd(
     filters: tuple[str, ...],
     min_score: float | None,
     why: bool,
+    by_section: bool,
     device: str | None,
     runtime: str | None,
     precision: str | None,
@@ -374,7 +382,7 @@ def search_cmd(
     Example:
       mmretrieve search "Who is Bruce Wayne?" --index ./idx
       mmretrieve search "Bat man" --image batman.jpg --index ./idx --json
-      mmretrieve search --image batman.jpg --index ./idx -k 5 --why
+      mmretrieve search --image batman.jpg --index ./idx -k 5 --why --sections
       mmretrieve search "quantum chromodynamics" --index ./idx --min-score 0.5
       mmretrieve search "bridge" --index ./idx --filter license="CC BY-SA 4.0" \\
           --filter lang!=de --filter url=https://en.wikipedia.org/*
@@ -413,7 +421,7 @@ def search_cmd(
     elif min_score is not None and not result.articles and not result.hits:
         click.echo(f"Nothing relevant: no result reached --min-score {min_score:g}.")
     else:
-        click.echo(result_text(result, why=why))
+        click.echo(result_text(result, why=why, sections=by_section))
 
 
 @main.command("info")

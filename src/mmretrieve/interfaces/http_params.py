@@ -257,6 +257,9 @@ def response_dict(result: Any, query: Mapping[str, Any], warnings: Sequence[str]
     for group in out["articles"]:
         for hit in group["images"]:
             _image_links(hit)
+        for section in group["sections"]:
+            for hit in section["images"]:
+                _image_links(hit)
     for hit in out["hits"]:
         _image_links(hit)
     out["warnings"] = list(warnings)

@@ -192,10 +192,16 @@ def _hit() -> dict[str, Any]:
             **common,
             "kind": {"const": "image"},
             "caption": _NULLABLE_STRING,
+            "section": {
+                **_NULLABLE_STRING,
+                "description": "The article section the image is placed in (null: the lead, "
+                "or not known).",
+            },
             "article_ids": {
                 "type": "array",
                 "items": _STRING,
-                "description": "Every article using this picture (identical files), best first.",
+                "description": "Every article using this picture (identical files and "
+                "resized or re-encoded copies), best first.",
             },
             "url": _STRING,
             "thumbnail_url": _STRING,
@@ -216,9 +222,27 @@ def search_answer() -> dict[str, Any]:
             "license": _NULLABLE_STRING,
         },
     }
+    section = {
+        "type": "object",
+        "required": ["title", "score", "passages", "images"],
+        "properties": {
+            "title": {**_NULLABLE_STRING, "description": "The section heading (null: the lead)."},
+            "score": {"type": "number"},
+            "passages": {"type": "array", "items": hit},
+            "images": {"type": "array", "items": hit},
+        },
+    }
     group = {
         "type": "object",
-        "required": ["article", "score", "confidence", "contributions", "passages", "images"],
+        "required": [
+            "article",
+            "score",
+            "confidence",
+            "contributions",
+            "passages",
+            "images",
+            "sections",
+        ],
         "properties": {
             "article": article,
             "score": {"type": "number"},
@@ -226,6 +250,12 @@ def search_answer() -> dict[str, Any]:
             "contributions": _NUMBERS,
             "passages": {"type": "array", "items": hit},
             "images": {"type": "array", "items": hit},
+            "sections": {
+                "type": "array",
+                "items": section,
+                "description": "The article by section, best first: each section's passages "
+                "and the images placed in it, together.",
+            },
         },
     }
     return {

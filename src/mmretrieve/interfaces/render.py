@@ -26,7 +26,9 @@ def hit_dict(hit: Hit) -> dict[str, Any]:
     if hit.kind == "passage":
         out.update(text=hit.text, section=hit.section)
     else:
-        out.update(uri=hit.uri, caption=hit.caption, article_ids=list(hit.article_ids))
+        out.update(
+            uri=hit.uri, caption=hit.caption, section=hit.section, article_ids=list(hit.article_ids)
+        )
     return out
 
 
@@ -46,6 +48,15 @@ def result_dict(result: SearchResult, query: Mapping[str, Any]) -> dict[str, Any
                 "contributions": _rounded(a.contributions),
                 "passages": [hit_dict(h) for h in a.passages],
                 "images": [hit_dict(h) for h in a.images],
+                "sections": [
+                    {
+                        "title": s.title,
+                        "score": s.score,
+                        "passages": [hit_dict(h) for h in s.passages],
+                        "images": [hit_dict(h) for h in s.images],
+                    }
+                    for s in a.sections
+                ],
             }
             for a in result.articles
         ],
@@ -76,9 +87,39 @@ def _measure(score: float, confidence: float | None) -> str:
     return f"score {score:.4f}{sure}"
 
 
-def result_text(result: SearchResult, width: int = 100, why: bool = False) -> str:
+def _items(
+    lines: list[str],
+    passages: list[Hit],
+    images: list[Hit],
+    width: int,
+    why: bool,
+    indent: str,
+    show_section: bool,
+) -> None:
+    for hit in passages:
+        section = f"[{hit.section}] " if hit.section and show_section else ""
+        room = width - 5 - len(indent) - len(section)
+        lines.append(f"{indent}   - {section}{_snippet(hit.text, room)}")
+        if why:
+            lines.append(
+                f"{indent}     ({_measure(hit.score, hit.confidence)}: "
+                f"{why_text(hit.contributions)})"
+            )
+    for hit in images:
+        caption = f"  {_snippet(hit.caption, 50)}" if hit.caption else ""
+        shared = f"  in {len(hit.article_ids)} articles" if len(hit.article_ids) > 1 else ""
+        measure = _measure(hit.score, hit.confidence)
+        lines.append(f"{indent}   * image {hit.uri}  ({measure}){caption}{shared}")
+        if why:
+            lines.append(f"{indent}     (why: {why_text(hit.contributions)})")
+
+
+def result_text(
+    result: SearchResult, width: int = 100, why: bool = False, sections: bool = False
+) -> str:
     """Each article's title, score, confidence, best passage snippets and image files; with
-    ``why``, what each route added (article and items)."""
+    ``why``, what each route added (article and items); with ``sections``, the article's best
+    sections, each with its passages and images."""
     lines: list[str] = []
     if not result.articles and not result.hits:
         return "No results."
@@ -89,18 +130,12 @@ def result_text(result: SearchResult, width: int = 100, why: bool = False) -> st
         )
         if why:
             lines.append(f"   why: {why_text(group.contributions)}")
-        for hit in group.passages:
-            section = f"[{hit.section}] " if hit.section else ""
-            lines.append(f"   - {section}{_snippet(hit.text, width - 5 - len(section))}")
-            if why:
-                lines.append(
-                    f"     ({_measure(hit.score, hit.confidence)}: {why_text(hit.contributions)})"
-                )
-        for hit in group.images:
-            caption = f"  {_snippet(hit.caption, 50)}" if hit.caption else ""
-            lines.append(f"   * image {hit.uri}  ({_measure(hit.score, hit.confidence)}){caption}")
-            if why:
-                lines.append(f"     (why: {why_text(hit.contributions)})")
+        if sections:
+            for part in group.sections:
+                lines.append(f"   § {part.title or '(lead)'}  (score {part.score:.4f})")
+                _items(lines, part.passages, part.images, width, why, "  ", False)
+        else:
+            _items(lines, group.passages, group.images, width, why, "", True)
     grouped = {h.id for g in result.articles for h in (*g.passages, *g.images)}
     loose = [
         h for h in result.hits if h.kind == "image" and not h.article_id and h.id not in grouped

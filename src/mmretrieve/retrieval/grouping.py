@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol, TypeVar
 
-from ..types import Article, ArticleResult, Hit
+from ..types import Article, ArticleResult, Hit, SectionResult
 from .fusion import descending
 
 I = TypeVar("I", bound="Item")  # noqa: E741
@@ -13,6 +13,8 @@ I = TypeVar("I", bound="Item")  # noqa: E741
 # An article's score is its best items' scores, each counting half as much as the one before:
 # one excellent item beats several mediocre ones, and agreement between items still helps.
 ITEM_DECAY = (1.0, 0.5, 0.25)
+SECTIONS_PER_ARTICLE = 3  # the best sections an article result shows in its section view
+ITEMS_PER_SECTION = 2  # passages, and images, each section shows at most
 
 
 def article_score(item_scores: Sequence[float]) -> float:
@@ -28,6 +30,7 @@ class Item(Protocol):
     score: float
     contributions: Mapping[str, float]
     confidence: float | None
+    section: str | None
 
 
 def article_contributions(hits: Sequence[Item]) -> dict[str, float]:
@@ -87,8 +90,30 @@ def group_by_article(
                 images=[as_hit(h) for h in images],
                 contributions=article_contributions(group),
                 confidence=_confidence(group),
+                sections=_sections(group, as_hit),
             )
         )
         if len(results) >= k:
             break
     return results
+
+
+def _sections(group: Sequence[I], as_hit: Callable[[I], Hit]) -> list[SectionResult]:
+    """An article's items by the section they sit in (passages by their heading, images by
+    where the article places them), the best ``SECTIONS_PER_ARTICLE`` sections first."""
+    by_section: dict[str | None, list[I]] = {}
+    for item in group:  # best first already
+        by_section.setdefault(item.section, []).append(item)
+    scored = sorted(
+        ((article_score([h.score for h in items]), title) for title, items in by_section.items()),
+        key=lambda t: (descending(t[0]), t[1] or ""),
+    )
+    out = []
+    for score, title in scored[:SECTIONS_PER_ARTICLE]:
+        items = by_section[title]
+        passages = [h for h in items if h.kind == "passage"][:ITEMS_PER_SECTION]
+        images = [h for h in items if h.kind == "image"][:ITEMS_PER_SECTION]
+        out.append(
+            SectionResult(title, score, [as_hit(h) for h in passages], [as_hit(h) for h in images])
+        )
+    return out

@@ -100,14 +100,15 @@ class RouteRunner:
     # route runs, and a voted article shows the passages that look most like the picture rather
     # than its first ones.
     has_clip_text: bool = False
-    # Images carry a perceptual hash (index format 3 on): the searcher groups resized copies.
+    # Images carry a perceptual hash and their section (index format 3 on): the searcher groups
+    # resized copies, and shows results by section.
     has_phash: bool = False
     plan: FilterPlan | None = None  # the search's metadata filters, per table (filters.py)
     rows: dict[Key, Row] = field(default_factory=dict)
 
     @property
     def image_fields(self) -> tuple[str, ...]:
-        return (*IMAGE_FIELDS, "phash") if self.has_phash else IMAGE_FIELDS
+        return (*IMAGE_FIELDS, "phash", "section") if self.has_phash else IMAGE_FIELDS
 
     def _filter(self, table: str, extra: Mapping[str, Any] | None = None) -> Filter | None:
         flt: dict[str, Any] = dict(self.plan.for_table(table)) if self.plan else {}

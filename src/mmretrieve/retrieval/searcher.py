@@ -277,6 +277,14 @@ def rank(
             result,
             passages=[make(h) for h in result.passages],  # type: ignore[arg-type]
             images=[make(h) for h in result.images],  # type: ignore[arg-type]
+            sections=[
+                replace(
+                    s,
+                    passages=[make(h) for h in s.passages],  # type: ignore[arg-type]
+                    images=[make(h) for h in s.images],  # type: ignore[arg-type]
+                )
+                for s in result.sections
+            ],
         )
         for result in grouped
     ]
@@ -334,6 +342,7 @@ class _Ranked:
         "kind",
         "row",
         "score",
+        "section",
     )
     hit: Hit | None
 
@@ -345,6 +354,7 @@ class _Ranked:
         self.score = fused.score
         self.contributions = fused.contributions
         self.confidence = fused.confidence
+        self.section = row.get("section") or None
 
 
 def load_articles(store: Store, ids: Iterable[str]) -> dict[str, Article]:
@@ -423,6 +433,7 @@ def _hit(
         dict(routes),
         uri=row.get("uri"),
         caption=row.get("caption"),
+        section=row.get("section"),
         article_ids=article_ids,
         **common,
     )

@@ -228,6 +228,7 @@ def image_item(
         uri=str(path.resolve()),
         caption=text_field(meta, "caption"),
         alt_text=text_field(meta, "alt_text"),
+        section=text_field(meta, "section"),
         license=text_field(meta, "license"),
     )
 

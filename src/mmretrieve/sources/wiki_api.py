@@ -214,7 +214,9 @@ def _candidates(refs: Iterable[Any], infos: list[FileInfo | None], titles: list[
         key = _key(ref.title)
         if key not in seen:
             seen.add(key)
-            out.append(Candidate(ref.title, by_key.get(key), ref.caption, ref.alt_text))
+            out.append(
+                Candidate(ref.title, by_key.get(key), ref.caption, ref.alt_text, ref.section)
+            )
     for title, info in zip(titles, infos, strict=True):
         if _key(title) not in seen and info is not None:
             seen.add(_key(title))

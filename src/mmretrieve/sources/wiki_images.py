@@ -162,6 +162,7 @@ class Candidate:
     info: FileInfo | None
     caption: str | None = None
     alt_text: str | None = None
+    section: str | None = None  # the article section it is placed in (None: the lead)
 
 
 @dataclass
@@ -221,6 +222,7 @@ def collect_images(
             "caption": caption,
             "caption_source": "article" if cand.caption else "file description",
             "alt_text": cand.alt_text,
+            "section": cand.section,
         }
         previous = pending.pop(info.title, None)
         if previous is not None and folder.verified(previous):

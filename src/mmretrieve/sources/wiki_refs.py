@@ -58,7 +58,10 @@ def _pending(root: Path, site: WikiSite | None, rules: ImageRules) -> tuple[list
         ):
             item.status, item.images = "unchanged", len(images)
             continue
-        refs = [ImageRef(r["title"], r.get("caption"), r.get("alt_text")) for r in folder.refs()]
+        refs = [
+            ImageRef(r["title"], r.get("caption"), r.get("alt_text"), r.get("section"))
+            for r in folder.refs()
+        ]
         lang = str(meta.get("lang") or (site.lang if site else "en"))
         jobs.append(
             _Job(folder, item, refs, digest, WikiSite(lang, site.base_url if site else None))
@@ -109,7 +112,9 @@ def fetch_images(
     def work(job: _Job, stop: threading.Event) -> None:
         item = job.item
         cands = [
-            Candidate(r.title, infos.get((job.site.api_url, r.title)), r.caption, r.alt_text)
+            Candidate(
+                r.title, infos.get((job.site.api_url, r.title)), r.caption, r.alt_text, r.section
+            )
             for r in job.refs
         ]
         try:

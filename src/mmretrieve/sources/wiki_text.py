@@ -70,9 +70,15 @@ class ImageRef:
     title: str
     caption: str | None = None
     alt_text: str | None = None
+    section: str | None = None  # the heading it is placed under (None: the lead)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"title": self.title, "caption": self.caption, "alt_text": self.alt_text}
+        return {
+            "title": self.title,
+            "caption": self.caption,
+            "alt_text": self.alt_text,
+            "section": self.section,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,12 +123,13 @@ class _Renderer:
         self.refs: list[ImageRef] = []
         self._seen: set[str] = set()
         self.disambiguation = False
+        self.section: str | None = None  # the heading rendered last: where a ref is placed
 
     def add_ref(self, name: str, caption: str | None, alt: str | None) -> None:
         title = file_title(name)
         if title.lower() not in self._seen and len(title) > 5:
             self._seen.add(title.lower())
-            self.refs.append(ImageRef(title, caption or None, alt or None))
+            self.refs.append(ImageRef(title, caption or None, alt or None, self.section))
 
     def render(self, code: Any) -> str:
         if code is None:
@@ -140,6 +147,7 @@ class _Renderer:
             elif isinstance(node, n.Heading):
                 title = " ".join(self.render(node.title).split())
                 if title:
+                    self.section = title
                     bar = "=" * node.level
                     parts.append(f"\n\n{bar} {title} {bar}\n")
             elif isinstance(node, n.HTMLEntity):

@@ -146,8 +146,9 @@ def table_schemas(
 ) -> list[TableSchema]:
     """The three tables of DESIGN §5. Without an image model, CLIP vectors and images are absent;
     passages carry a CLIP text vector only with ``clip_text_view``. From index format
-    ``version`` 3, images carry a perceptual hash (``phash``, int64) and articles the other
-    fields their source gave (``meta``, a JSON object of strings)."""
+    ``version`` 3, images carry a perceptual hash (``phash``, int64) and the article section
+    they are placed in, and articles the other fields their source gave (``meta``, a JSON
+    object of strings)."""
     passage_vectors = {"bge": text_dim}
     if clip_dim and clip_text_view:
         passage_vectors["clip_text"] = clip_dim
@@ -196,7 +197,7 @@ def table_schemas(
                     Field("license", "str"),
                     Field("has_caption", "bool", False),
                     Field("content_hash", "str", False),
-                    *((Field("phash", "int"),) if version >= 3 else ()),
+                    *((Field("phash", "int"), Field("section", "str")) if version >= 3 else ()),
                 ),
                 {"clip_image": clip_dim, "caption_bge": text_dim},
                 text_fields=("search_text",),

@@ -11,7 +11,8 @@ from ..errors import IndexMismatchError
 # 2: passages carry CLIP text vectors only when ``views.clip_text`` says so. Version 1 indexes
 # (every passage has them) are read as they are; an older mmretrieve refuses version 2.
 # 3: images carry a perceptual hash (``phash``), which finds resized and re-encoded copies of a
-# picture, and articles their other source fields (``meta``), which searches filter on.
+# picture, and their section; articles their other source fields (``meta``), which searches
+# filter on.
 # Versions 1 and 2 are read and written without them.
 FORMAT_VERSION = 3
 READABLE_VERSIONS = (1, 2, 3)

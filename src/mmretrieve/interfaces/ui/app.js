@@ -222,9 +222,9 @@ function measure(item) {
   return `score ${fmt(item.score)}${sure}`;
 }
 
-function passageItem(hit, pattern) {
+function passageItem(hit, pattern, showSection = true) {
   return el("li", { class: "passage" },
-    hit.section ? el("span", { class: "section-name", text: hit.section }) : null,
+    hit.section && showSection ? el("span", { class: "section-name", text: hit.section }) : null,
     highlighted(snippet(hit.text, pattern), pattern),
     whyLine(hit));
 }
@@ -247,7 +247,22 @@ function thumbItem(hit, title) {
       whyLine(hit)));
 }
 
-function articleCard(group, pattern, rank) {
+// One section of an article: its heading, then its passages and images together.
+function sectionBlock(section, pattern, title) {
+  const block = el("section", { class: "article-section", "data-section": section.title || "" },
+    el("h3", {}, el("span", { text: section.title || "Lead" }), " ",
+      el("span", { class: "score", text: `score ${section.score.toFixed(3)}` })));
+  if (section.passages.length) {
+    block.append(el("ul", { class: "passages" },
+      ...section.passages.map((h) => passageItem(h, pattern, false))));
+  }
+  if (section.images.length) {
+    block.append(el("ul", { class: "thumbs" }, ...section.images.map((h) => thumbItem(h, title))));
+  }
+  return block;
+}
+
+function articleCard(group, pattern, rank, bySection) {
   const a = group.article;
   const heading = a.url
     ? el("a", { href: a.url, target: "_blank", rel: "noopener noreferrer", text: a.title })
@@ -257,6 +272,10 @@ function articleCard(group, pattern, rank) {
       el("h2", {}, `${rank}. `, heading),
       el("span", { class: "score", text: measure(group) })),
     el("p", { class: "article-why" }, whyLine(group)));
+  if (bySection && group.sections && group.sections.length) {
+    card.append(...group.sections.map((s) => sectionBlock(s, pattern, a.title)));
+    return card;
+  }
   if (group.passages.length) {
     card.append(el("ul", { class: "passages", "aria-label": "Best passages" },
       ...group.passages.map((h) => passageItem(h, pattern))));
@@ -307,7 +326,10 @@ function render() {
     return;
   }
   if (view === "flat") box.replaceChildren(flatList(result, pattern));
-  else box.replaceChildren(...result.articles.map((g, i) => articleCard(g, pattern, i + 1)));
+  else {
+    const bySection = view === "sections";
+    box.replaceChildren(...result.articles.map((g, i) => articleCard(g, pattern, i + 1, bySection)));
+  }
 }
 
 async function search(event) {
@@ -324,6 +346,10 @@ async function search(event) {
   if (state.image) form.append("image", state.image, state.image.name || "pasted.png");
   form.append("k", $("k").value);
   if ($("min-score").value) form.append("min_score", $("min-score").value);
+  // "license=CC0; lang!=de": each condition a form field of its own.
+  for (const part of $("filters").value.split(";")) {
+    if (part.trim()) form.append("filter", part.trim());
+  }
   const button = $("submit");
   button.disabled = true;
   $("results").setAttribute("aria-busy", "true");
