@@ -258,13 +258,19 @@ class Index:
         return format_of(self.manifest)
 
     def delete(self, article_ids: Sequence[str] = (), image_ids: Sequence[str] = ()) -> None:
-        """Remove articles (with their passages) and images by id."""
+        """Remove articles (with their passages and the images they use) and images by id. A
+        picture other articles use too stays theirs: each use is its own image row."""
         self._writable("delete from it")
+        has_images = bool(self.manifest["models"].get("image"))
         if article_ids:
             self.store.delete(PASSAGES, filter={"article_id": list(article_ids)})
+            if has_images:
+                self.store.delete(IMAGES, filter={"article_id": list(article_ids)})
             self.store.delete(ARTICLES, ids=list(article_ids))
-        if image_ids and self.manifest["models"].get("image"):
+        if image_ids and has_images:
             self.store.delete(IMAGES, ids=list(image_ids))
+        if self._searcher is not None:  # the calibration samples what is indexed now
+            self._searcher.background.invalidate()
 
     def _writable(self, what: str) -> None:
         # Before any work (models, sources): a read-only index (store/lance.py) refuses at once.

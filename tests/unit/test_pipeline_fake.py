@@ -505,3 +505,20 @@ def test_fake_results_by_section(tmp_path):
     as_json = result_dict(result, {})["articles"][0]["sections"][0]
     assert as_json["title"] == "History" and as_json["images"][0]["section"] == "History"
     assert "§ History" in result_text(result, sections=True)
+
+
+def test_fake_deleting_an_article_keeps_a_shared_picture_for_the_others(tmp_path, corpus):
+    """Deleting an article removes its passages and the images it uses; the same picture in
+    the other articles stays, and its hit names only them."""
+    shared = corpus / "Batman" / "photo.png"
+    (corpus / "Tomato" / "photo.png").write_bytes(shared.read_bytes())
+    index = _open(tmp_path)
+    index.add(corpus)
+    index.delete(article_ids=["wiki:en:Batman"])
+    assert index.store.count("images", {"article_id": "wiki:en:Batman"}) == 0
+    assert index.store.count("passages", {"article_id": "wiki:en:Batman"}) == 0
+    result = index.search(image=shared, k=5)
+    (hit,) = [h for h in result.hits if h.kind == "image" and h.article_id == "wiki:en:Tomato"]
+    assert hit.article_ids == ("wiki:en:Tomato",)
+    assert "wiki:en:Batman" not in {a.article.id for a in result.articles}
+    assert Path(hit.uri).read_bytes() == shared.read_bytes()  # the file itself is untouched
