@@ -238,7 +238,7 @@ class Index:
             )
             report = indexer.run(sources_items(paths))
         if self._searcher is not None:  # the calibration samples what is indexed now
-            self._searcher.background.invalidate()
+            self._searcher.forget()
         self.manifest["updated_at"] = _dt.datetime.now(_dt.timezone.utc).isoformat(
             timespec="seconds"
         )
@@ -270,7 +270,7 @@ class Index:
         if image_ids and has_images:
             self.store.delete(IMAGES, ids=list(image_ids))
         if self._searcher is not None:  # the calibration samples what is indexed now
-            self._searcher.background.invalidate()
+            self._searcher.forget()
 
     def _writable(self, what: str) -> None:
         # Before any work (models, sources): a read-only index (store/lance.py) refuses at once.

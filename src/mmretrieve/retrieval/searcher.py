@@ -18,7 +18,7 @@ from ..store.base import ARTICLES, PASSAGES, Row, Store
 from ..types import Article, ArticleResult, Hit, ImageInput, Query, SearchResult
 from .batching import QueryEncoders
 from .calibration import Background, Null
-from .filters import FilterSpec, parse_filters, plan_filters
+from .filters import Condition, FilterPlan, FilterSpec, parse_filters, plan_filters
 from .fusion import Fused, fuse_explained
 from .grouping import group_by_article
 from .pictures import Picture, articles_by_picture, group_pictures, picture_of
@@ -30,6 +30,10 @@ from .weights import resolve_weights
 # zscore-family lost up to 25, and on squad_dev it ranks like zscore-family (docs/QUALITY.md).
 DEFAULT_METHOD = "calibrated"
 MIN_DEPTH = 50  # candidates each route fetches, at least
+# A filter's plan (the articles it keeps) is reused for this long, like a held table's check
+# (store/hot.py): a write by this process forgets it at once, one by another within a second.
+PLAN_TTL_S = 1.0
+PLANS_KEPT = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +89,7 @@ class Searcher:
         self.format_version = format_version
         absent = () if clip_text_view else ((PASSAGES, "clip_text"),)
         self.background = Background(store, absent=absent)
+        self._plans: dict[tuple[Condition, ...], tuple[float, FilterPlan]] = {}
         limit_blas_threads()
         self.encoders = QueryEncoders(text_encoder, image_encoder)  # threads start on first use
 
@@ -101,6 +106,28 @@ class Searcher:
             max_bytes=self.max_image_bytes,
             fit_edge=input_edge(self.image_encoder),
         )
+
+    def _plan(self, conditions: list[Condition]) -> FilterPlan:
+        key = tuple(conditions)
+        now = time.monotonic()
+        found = self._plans.get(key)
+        if found is not None and now - found[0] < PLAN_TTL_S:
+            return found[1]
+        plan = plan_filters(
+            self.store,
+            conditions,
+            has_images=self.image_encoder is not None,
+            has_meta=self.format_version >= 3,
+        )
+        if len(self._plans) >= PLANS_KEPT:
+            self._plans.clear()
+        self._plans[key] = (now, plan)
+        return plan
+
+    def forget(self) -> None:
+        """The index changed here: calibration samples and filter plans are read again."""
+        self.background.invalidate()
+        self._plans.clear()
 
     def warm(self) -> None:
         """Run each query model (first runs of a runtime are slow), the image decoder and every
@@ -175,16 +202,7 @@ class Searcher:
         )
         depth = options.depth or max(MIN_DEPTH, 5 * options.k)
         t0 = time.perf_counter()
-        plan = (
-            plan_filters(
-                self.store,
-                conditions,
-                has_images=self.image_encoder is not None,
-                has_meta=self.format_version >= 3,
-            )
-            if conditions
-            else None
-        )
+        plan = self._plan(conditions) if conditions else None
         if plan is not None:
             timings["filter_ms"] = (time.perf_counter() - t0) * 1000
         runner = RouteRunner(

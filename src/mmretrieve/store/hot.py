@@ -149,7 +149,9 @@ class HotTable:
     def _match(self, name: str, m: Match) -> np.ndarray:
         """Rows whose string column ``name`` meets ``m``: decided once per distinct value."""
         codes, lookup = self.coded(name)
-        table = np.fromiter((m.holds(v) for v in lookup), dtype=bool, count=len(lookup))
+        values, prefixes = frozenset(m.values), m.prefixes  # (a Match may list 10,000s of ids)
+        found = (v in values or any(v.startswith(p) for p in prefixes) for v in lookup)
+        table = np.fromiter(found, dtype=bool, count=len(lookup)) != m.negate
         return np.where(codes >= 0, table[np.maximum(codes, 0)], m.null)
 
     def coded(self, name: str) -> tuple[np.ndarray, dict[str, int]]:
