@@ -50,6 +50,7 @@ GATHER_BELOW = 4  # a filter keeping under 1/4 of the rows: score only those (el
 # never uses, on the cores its query needs).
 LOAD_AFTER = 2
 LOAD_AFTER_S = 1.0
+MATCHES_KEPT = 16  # Match conditions whose rows a held table keeps (see HotTable._match)
 CHECK_S = 1.0  # how often a held table's version is compared with the store's
 RELOAD_S = 10.0  # least time between two loads of one table (a table being written to)
 
@@ -77,6 +78,9 @@ class HotTable:
     _positions: dict[str, int] | None = None
     _arrays: dict[str, np.ndarray] = field(default_factory=dict)
     _coded: dict[str, tuple[np.ndarray, dict[str, int]]] = field(default_factory=dict)
+    # Rows each recent Match keeps, by the Match object (held here, so its id stays its own): a
+    # search's filter plan is reused by every route and the next queries (retrieval/filters.py).
+    _matched: dict[tuple[str, int], tuple[Match, np.ndarray]] = field(default_factory=dict)
 
     @classmethod
     def of(
@@ -147,7 +151,19 @@ class HotTable:
         return keep
 
     def _match(self, name: str, m: Match) -> np.ndarray:
-        """Rows whose string column ``name`` meets ``m``: decided once per distinct value."""
+        """Rows whose string column ``name`` meets ``m``: decided once per distinct value, and
+        kept for the same Match object."""
+        key = (name, id(m))
+        found = self._matched.get(key)
+        if found is not None and found[0] is m:
+            return found[1]
+        rows = self._match_rows(name, m)
+        if len(self._matched) >= MATCHES_KEPT:
+            self._matched.clear()
+        self._matched[key] = (m, rows)
+        return rows
+
+    def _match_rows(self, name: str, m: Match) -> np.ndarray:
         codes, lookup = self.coded(name)
         values, prefixes = frozenset(m.values), m.prefixes  # (a Match may list 10,000s of ids)
         found = (v in values or any(v.startswith(p) for p in prefixes) for v in lookup)
