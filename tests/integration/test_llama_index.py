@@ -91,6 +91,19 @@ def test_retrieve_by_text(retriever: MMRetriever) -> None:
     assert "Batman" in llm_view and "route_scores" not in llm_view
 
 
+def test_retriever_filters(index_dir: Path) -> None:
+    """Metadata filters reach the search: only the kept article's items come back."""
+    kept = MMRetriever.from_index(
+        index_dir,
+        k=3,
+        text_encoder=FakeTextEncoder(),
+        image_encoder=FakeClipEncoder(),
+        filters={"url": "https://en.wikipedia.org/wiki/Tom*"},
+    )
+    nodes = kept.retrieve("Who is Bruce Wayne?")
+    assert nodes and {n.node.metadata["article_id"] for n in nodes} == {"wiki:en:Tomato"}
+
+
 def test_retrieve_by_image(retriever: MMRetriever, corpus: Path) -> None:
     photo = corpus / "Vincent_van_Gogh" / "photo.png"
     nodes = retriever.retrieve(QueryBundle(query_str="", image_path=str(photo)))

@@ -46,7 +46,8 @@ class MMRetriever(BaseRetriever):
     """Retrieve passages (``TextNode``) and images (``ImageNode``) from an mmretrieve index.
 
     ``k``: how many articles to search for; the nodes are the top ``k`` items of the fused flat
-    list. ``weights``, ``method`` and ``article_ids`` are passed to ``Index.search``.
+    list. ``weights``, ``method``, ``article_ids`` and ``filters`` (metadata filters, e.g.
+    ``{"license": "CC0", "lang!=": "de"}``) are passed to ``Index.search``.
     """
 
     def __init__(
@@ -57,6 +58,7 @@ class MMRetriever(BaseRetriever):
         weights: Mapping[str, float] | None = None,
         method: str | None = None,
         article_ids: Sequence[str] | None = None,
+        filters: Mapping[str, Any] | Sequence[str] | None = None,
         callback_manager: CallbackManager | None = None,
         verbose: bool = False,
     ) -> None:
@@ -66,6 +68,7 @@ class MMRetriever(BaseRetriever):
         self.weights = dict(weights) if weights else None
         self.method = method
         self.article_ids = list(article_ids) if article_ids is not None else None
+        self.filters = filters
 
     @classmethod
     def from_index(
@@ -102,6 +105,7 @@ class MMRetriever(BaseRetriever):
             weights=self.weights,
             method=self.method,
             article_ids=self.article_ids,
+            filters=self.filters,
         )
 
     def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
