@@ -104,9 +104,24 @@ def build_store(root: Path, passages: int, images: int, text_dir: Path, clip_dir
                 for i in range(n)
             ],
         )
+    pictures = index.format_version >= 4  # a picture's CLIP vector in its own table
     for start in range(0, images, step):
         n = min(step, images - start)
         clip, cap = vec.sample(n, 512), vec.sample(n, 384)
+        if pictures:
+            store.upsert(
+                "pictures",
+                [
+                    {
+                        "id": f"{start + i:064x}",
+                        "phash": None,
+                        "width": 1000,
+                        "height": 700,
+                        "clip_image": clip[i],
+                    }
+                    for i in range(n)
+                ],
+            )
         store.upsert(
             "images",
             [
@@ -119,11 +134,11 @@ def build_store(root: Path, passages: int, images: int, text_dir: Path, clip_dir
                     "search_text": "photo " + rng.choice(vocab),
                     "width": 1000,
                     "height": 700,
-                    "sha256": "0",
+                    "sha256": f"{start + i:064x}",
                     "license": None,
                     "has_caption": True,
                     "content_hash": "h",
-                    "clip_image": clip[i],
+                    **({} if pictures else {"clip_image": clip[i]}),
                     "caption_bge": cap[i],
                 }
                 for i in range(n)
@@ -166,6 +181,8 @@ def store_vectors(root: Path, table: str, field: str) -> tuple[list[str], np.nda
 
     store = LanceStore(root)
     try:
+        if (table, field) == ("images", "clip_image") and store.has_table("pictures"):
+            table = "pictures"  # index format 4: a picture's CLIP vector is stored once
         return _all_vectors(store, table, field)
     finally:
         store.close()

@@ -12,8 +12,15 @@ from typing import Any
 from .config import Settings, settings_from_env
 from .encoders.base import ImageTextEncoder, TextEncoder
 from .errors import IndexNotFoundError, UsageError
-from .indexing import Indexer, IndexingOptions, IndexReport, ProgressFn, sources_items
-from .store import ARTICLES, IMAGES, PASSAGES, Store, open_store, table_schemas
+from .indexing import (
+    Indexer,
+    IndexingOptions,
+    IndexReport,
+    ProgressFn,
+    drop_unused_pictures,
+    sources_items,
+)
+from .store import ARTICLES, IMAGES, PASSAGES, PICTURES, Store, open_store, table_schemas
 from .store.manifest import check_format, check_model, check_view, format_of, new_manifest
 from .types import Article, Image, ImageInput, Passage, Query, SearchResult
 
@@ -269,6 +276,8 @@ class Index:
             self.store.delete(ARTICLES, ids=list(article_ids))
         if image_ids and has_images:
             self.store.delete(IMAGES, ids=list(image_ids))
+        if has_images and self.format_version >= 4 and (article_ids or image_ids):
+            drop_unused_pictures(self.store)  # a picture goes with its last use
         if self._searcher is not None:  # the calibration samples what is indexed now
             self._searcher.forget()
 
@@ -386,6 +395,8 @@ class Index:
             "passages": self.store.count(PASSAGES),
             "images": self.store.count(IMAGES) if self.manifest["models"].get("image") else 0,
         }
+        if self.manifest["models"].get("image") and self.format_version >= 4:
+            counts["pictures"] = self.store.count(PICTURES)  # distinct files: stored once
         return {
             "counts": counts,
             "models": self.manifest["models"],

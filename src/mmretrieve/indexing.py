@@ -31,7 +31,7 @@ from .documents.hashing import content_hash, file_sha256
 from .documents.images import load_image, perceptual_hash, probe_image
 from .encoders.base import ImageTextEncoder, TextEncoder, input_edge
 from .errors import BadInputError
-from .store.base import ARTICLES, IMAGES, PASSAGES, Row, Store
+from .store.base import ARTICLES, IMAGES, PASSAGES, PICTURES, Row, Store
 from .types import Article, Image, Passage, Skipped
 
 ProgressFn = Callable[[str, int], None]  # (what, how many more) e.g. ("articles", 1)
@@ -82,11 +82,11 @@ class IndexingOptions:
     # (flags, logos, a photo reused across Wikipedia) is encoded once per Indexer (under Ray,
     # once per batch of work). 2 KiB each.
     reuse_image_vectors: int = 20_000
-    format_version: int = 3  # 3: images get a perceptual hash, articles their meta fields
+    format_version: int = 4  # 3: images get a perceptual hash, articles meta; 4: pictures once
 
     @classmethod
     def from_settings(
-        cls, s: Settings, prune: bool = False, *, format_version: int = 3
+        cls, s: Settings, prune: bool = False, *, format_version: int = 4
     ) -> IndexingOptions:
         return cls(
             chunk_tokens=s.chunk_tokens,
@@ -202,6 +202,12 @@ class Indexer:
         self._seen_images: set[str] = set()
         self._vector_of: OrderedDict[str, np.ndarray] = OrderedDict()  # sha256 -> CLIP vector
         self._phash_of: dict[str, int | None] = {}  # image id -> pHash, until its row is made
+        # Format 4: the files stored once in ``pictures`` (sha256), and rows not yet written.
+        self._one_picture = image_encoder is not None and options.format_version >= 4
+        self._pictures: set[str] = (
+            {str(r["id"]) for r in store.scan(PICTURES, ["id"])} if self._one_picture else set()
+        )
+        self._picture_rows: list[Row] = []
 
     def _hashes(self, table: str) -> dict[str, str]:
         return {r["id"]: r["content_hash"] for r in self.store.scan(table, ["id", "content_hash"])}
@@ -229,6 +235,8 @@ class Indexer:
         self._write_images()
         if self.options.prune:
             self._prune()
+        if self._one_picture and (self.report.images_updated or self.report.images_pruned):
+            drop_unused_pictures(self.store)
         self.store.optimize()
         self.report.seconds = time.perf_counter() - start
         return self.report
@@ -380,7 +388,11 @@ class Indexer:
         if not self._pending_images or self.clip is None:
             return
         batch, self._pending_images = self._pending_images, []
-        vectors = self._image_vectors(batch)
+        vectors: np.ndarray | None = None
+        if self._one_picture:
+            self._new_pictures(batch)
+        else:
+            vectors = self._image_vectors(batch)
         captions = [_caption_text(meta) for meta, _, _ in batch]
         with_caption = [i for i, c in enumerate(captions) if c]
         caption_vectors = np.zeros((len(batch), self.text.dim), dtype=np.float32)
@@ -404,7 +416,7 @@ class Indexer:
                     "license": meta.license,
                     "has_caption": bool(captions[i]),
                     "content_hash": digest,
-                    "clip_image": vectors[i],
+                    **({} if vectors is None else {"clip_image": vectors[i]}),
                     "caption_bge": caption_vectors[i],
                     **(
                         {"phash": phash, "section": meta.section}
@@ -418,6 +430,31 @@ class Indexer:
         self.progress("images", len(batch))
         if len(rows) >= self.options.write_batch_images:
             self._write_images()
+
+    def _new_pictures(self, batch: list[tuple[Image, str, Any]]) -> None:
+        """Format 4: encode and queue a ``pictures`` row for each file of ``batch`` not stored
+        yet (once per file, however many uses it has); image rows carry no CLIP vector."""
+        assert self.clip is not None
+        todo: dict[str, int] = {}
+        for i, (meta, _, _) in enumerate(batch):
+            sha = meta.sha256 or ""
+            if sha and sha not in self._pictures and sha not in todo:
+                todo[sha] = i
+        if todo:
+            vectors = self.clip.encode_images([batch[i][2] for i in todo.values()])
+            for (sha, i), vector in zip(todo.items(), vectors, strict=True):
+                meta = batch[i][0]
+                self._picture_rows.append(
+                    {
+                        "id": sha,
+                        "phash": self._phash_of.get(meta.id),
+                        "width": meta.width,
+                        "height": meta.height,
+                        "clip_image": vector,
+                    }
+                )
+                self._pictures.add(sha)
+        self.report.images_encoded += len(todo)
 
     def _image_vectors(self, batch: list[tuple[Image, str, Any]]) -> np.ndarray:
         """CLIP vectors of ``batch``; a file already encoded in this run (same content hash) is
@@ -452,7 +489,11 @@ class Indexer:
         return vectors
 
     def _write_images(self) -> None:
-        """One store commit for many encoded batches (each commit has a fixed cost)."""
+        """One store commit for many encoded batches (each commit has a fixed cost). Pictures
+        first: a use is never written before its picture."""
+        if self._picture_rows:
+            pictures, self._picture_rows = self._picture_rows, []
+            self.store.upsert(PICTURES, pictures)
         if self._image_rows:
             rows, self._image_rows = self._image_rows, []
             self.store.upsert(IMAGES, rows)
@@ -469,6 +510,16 @@ class Indexer:
             if gone_images:
                 self.store.delete(IMAGES, ids=gone_images)
                 self.report.images_pruned = len(gone_images)
+
+
+def drop_unused_pictures(store: Store) -> int:
+    """Format 4: delete the pictures no image row uses any more (after deletes, prunes and file
+    changes); how many."""
+    used = {str(r["sha256"]) for r in store.scan(IMAGES, ["sha256"]) if r.get("sha256")}
+    unused = sorted(str(r["id"]) for r in store.scan(PICTURES, ["id"]) if r["id"] not in used)
+    if unused:
+        store.delete(PICTURES, ids=unused)
+    return len(unused)
 
 
 def _caption_text(image: Image) -> str:

@@ -107,7 +107,8 @@ def make_store(request, tmp_path):
 
     def make() -> Store:
         store = STORE_FACTORIES[request.param](tmp_path)
-        store.ensure_tables(table_schemas(TEXT_DIM, CLIP_DIM, clip_text_view=True))
+        # Format 3 tables: images with their own CLIP vectors (pictures: test_pictures_table).
+        store.ensure_tables(table_schemas(TEXT_DIM, CLIP_DIM, clip_text_view=True, version=3))
         made.append(store)
         return store
 
@@ -336,3 +337,27 @@ def test_match_conditions_agree_with_python(make_store, match):
         r["id"] for r in rows if match.holds(r["section"]) and r["article_id"] in ("M1", "M2", "M3")
     ]
     assert sorted(r["id"] for r in store.scan(PASSAGES, ["id"], combined)) == sorted(wanted)
+
+
+def test_pictures_table(make_store):
+    """Format 4: pictures (one row per file, its CLIP vector) and images (its uses, without one)
+    live side by side; a picture is found by vector and its uses by file hash."""
+    store = make_store()
+    store.ensure_tables(
+        [s for s in table_schemas(TEXT_DIM, CLIP_DIM, clip_text_view=False) if s.name == "pictures"]
+    )
+    store.upsert(
+        "pictures",
+        [
+            {"id": "s1", "phash": 2**62, "width": 4, "height": 3, "clip_image": basis(1, CLIP_DIM)},
+            {"id": "s2", "phash": None, "width": None, "height": None,
+             "clip_image": basis(2, CLIP_DIM)},
+        ],
+    )  # fmt: skip
+    hits = store.search("pictures", "clip_image", basis(2, CLIP_DIM), k=1, fields=["id", "phash"])
+    assert [(h.id, h.row["phash"]) for h in hits] == [("s2", None)]
+    hits = store.search("pictures", "clip_image", basis(1, CLIP_DIM), k=5, filter={"id": ["s1"]})
+    assert [h.id for h in hits] == ["s1"]
+    assert store.count("pictures") == 2
+    store.delete("pictures", ids=["s1"])
+    assert [r["id"] for r in store.scan("pictures", ["id"])] == ["s2"]

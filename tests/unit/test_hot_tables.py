@@ -24,7 +24,7 @@ def _unit(rng: np.random.Generator, n: int, dim: int) -> np.ndarray:
 
 def _fill(store, seed: int = 0) -> None:
     rng = np.random.default_rng(seed)
-    store.ensure_tables(table_schemas(DIM_TEXT, DIM_CLIP, clip_text_view=True))
+    store.ensure_tables(table_schemas(DIM_TEXT, DIM_CLIP, clip_text_view=True, version=3))
     bge, clip = _unit(rng, N_PASSAGES, DIM_TEXT), _unit(rng, N_PASSAGES, DIM_CLIP)
     store.upsert(
         "passages",
@@ -73,7 +73,7 @@ def stores(tmp_path):
     hot = open_store(tmp_path / "idx")
     _fill(hot)
     cold = open_store(tmp_path / "idx")
-    cold.ensure_tables(table_schemas(DIM_TEXT, DIM_CLIP, clip_text_view=True))
+    cold.ensure_tables(table_schemas(DIM_TEXT, DIM_CLIP, clip_text_view=True, version=3))
     cold.hot.budget_bytes = 0
     assert hot.warm() == {"articles": 0, "passages": N_PASSAGES, "images": N_IMAGES}
     yield hot, cold
@@ -154,7 +154,7 @@ def test_a_write_in_this_process_is_seen_at_once(stores):
 def test_another_processes_commit_is_seen_within_the_check_interval(stores, tmp_path):
     hot, _ = stores
     writer = open_store(tmp_path / "idx")
-    writer.ensure_tables(table_schemas(DIM_TEXT, DIM_CLIP, clip_text_view=True))
+    writer.ensure_tables(table_schemas(DIM_TEXT, DIM_CLIP, clip_text_view=True, version=3))
     query = _unit(np.random.default_rng(4), 1, DIM_TEXT)[0]
     assert hot.search("passages", "bge", query, 1, None, ("id",))[0].id != "other"
     writer.delete("passages", ["p0"])
@@ -216,7 +216,7 @@ def test_large_fields_searched_through_8bit_codes_give_the_exact_top_k(tmp_path,
     store = open_store(tmp_path / "idx")
     _fill(store)
     cold = open_store(tmp_path / "idx")
-    cold.ensure_tables(table_schemas(DIM_TEXT, DIM_CLIP, clip_text_view=True))
+    cold.ensure_tables(table_schemas(DIM_TEXT, DIM_CLIP, clip_text_view=True, version=3))
     cold.hot.budget_bytes = 0
     store.warm()
     held = store.hot._current("passages")

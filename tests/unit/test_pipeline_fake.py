@@ -57,6 +57,7 @@ def test_fake_text_query_finds_article(tmp_path, corpus):
         "articles": 3,
         "passages": index.store.count("passages"),
         "images": 3,
+        "pictures": 3,  # three different files
     }
     result = index.search(text="Who is Bruce Wayne?", k=2)
     assert result.articles[0].article.title == "Batman"
@@ -309,9 +310,10 @@ def test_fake_one_picture_in_three_articles_is_one_image_hit(tmp_path, corpus, b
     assert index.store.count("images") == 3  # three rows: one per article that uses it
     # ... and one model call: the file is encoded once, its vector reused for the copies.
     assert (report.images_added, report.images_encoded, clip.images_encoded) == (3, 1, 1)
-    stored = index.store.get("images", [r["id"] for r in index.store.scan("images", ["id"])],
-                             ["id", "clip_image"])  # fmt: skip
-    assert len({tuple(np.round(r["clip_image"], 6)) for r in stored}) == 1
+    # ... and stored once: one picture row with the CLIP vector, three uses without one.
+    (picture,) = index.store.scan("pictures", ["id", "clip_image"])
+    assert picture["id"] == index.store.get("images", ["wiki:en:Batman/photo.png"])[0]["sha256"]
+    assert index.stats()["counts"]["pictures"] == 1
     result = index.search(image=shared, k=10)
     images = [h for h in result.hits if h.kind == "image"]
     assert len(images) == 1
@@ -340,28 +342,30 @@ def test_fake_one_picture_in_three_articles_is_one_image_hit(tmp_path, corpus, b
 
 
 def test_fake_format_versions(tmp_path, corpus, monkeypatch):
-    """New indexes are format 3 (images carry a perceptual hash); format 2 and 1 indexes open,
-    search and grow as they are; an unknown version is refused with a clear message."""
+    """New indexes are format 4 (pictures stored once); format 3, 2 and 1 indexes open, search
+    and grow as they are; an unknown version is refused with a clear message."""
     from mmretrieve.store import manifest as manifest_module
 
-    old = tmp_path / "format2"
-    with monkeypatch.context() as patch:  # an index as the previous version made it
-        patch.setattr(manifest_module, "FORMAT_VERSION", 2)
+    for version in (2, 3):
+        old = tmp_path / f"format{version}"
+        with monkeypatch.context() as patch:  # an index as the previous version made it
+            patch.setattr(manifest_module, "FORMAT_VERSION", version)
+            index = _open(old)
+            index.add(corpus)
+            index.close()
         index = _open(old)
-        index.add(corpus)
+        assert index.format_version == version and "pictures" not in index.stats()["counts"]
+        second = corpus / "Vincent_van_Gogh" / f"second{version}.png"
+        _picture(second, seed=7 + version)
+        report = index.add(corpus)
+        assert report.images_added == 1
+        hits = index.search(image=second, k=5).hits
+        assert hits[0].kind == "image" and hits[0].uri.endswith(second.name)
+        assert index.manifest["format_version"] == version
         index.close()
-    index = _open(old)
-    assert index.format_version == 2
-    _picture(corpus / "Vincent_van_Gogh" / "second.png", seed=7)
-    report = index.add(corpus)
-    assert report.images_added == 1
-    hits = index.search(image=corpus / "Vincent_van_Gogh" / "second.png", k=5).hits
-    assert hits[0].kind == "image" and hits[0].uri.endswith("second.png")
-    assert index.manifest["format_version"] == 2
-    index.close()
 
     index = _open(tmp_path)
-    assert index.format_version == 3
+    assert index.format_version == 4
     index.add(corpus)
     manifest = dict(index.manifest, format_version=1)
     manifest.pop("views")
@@ -522,3 +526,35 @@ def test_fake_deleting_an_article_keeps_a_shared_picture_for_the_others(tmp_path
     assert hit.article_ids == ("wiki:en:Tomato",)
     assert "wiki:en:Batman" not in {a.article.id for a in result.articles}
     assert Path(hit.uri).read_bytes() == shared.read_bytes()  # the file itself is untouched
+
+
+def test_fake_copies_of_one_file_do_not_crowd_out_other_pictures(tmp_path):
+    """One file used by 60 articles and another picture: the image route searches distinct
+    pictures, so the other one is still a candidate (60 copies used to fill the 50 candidates a
+    route fetches); the file is stored once and goes when its last use does."""
+    from helpers.filter_corpus import picture
+
+    root = tmp_path / "corpus"
+    picture(tmp_path / "flag.png", seed=1)
+    for i in range(61):
+        folder = root / f"a{i:02d}"
+        folder.mkdir(parents=True)
+        (folder / "article.txt").write_text(f"Article {i} about a country.", encoding="utf-8")
+        (folder / "meta.json").write_text(json.dumps({"id": f"a{i:02d}", "title": f"A {i}"}))
+        if i < 60:
+            (folder / "flag.png").write_bytes((tmp_path / "flag.png").read_bytes())
+        else:
+            picture(folder / "river.png", seed=2)
+    index = _open(tmp_path)
+    index.add(root)
+    assert index.stats()["counts"]["images"] == 61 and index.stats()["counts"]["pictures"] == 2
+    only_images = {"image->passage": 0.0}  # the image->image route alone
+    result = index.search(image=tmp_path / "flag.png", k=10, weights=only_images)
+    images = [h for h in result.hits if h.kind == "image"]
+    assert [Path(h.uri).name for h in images] == ["flag.png", "river.png"]
+    assert len(images[0].article_ids) == 60
+    assert "image->image" in images[1].route_scores
+    index.delete(article_ids=[f"a{i:02d}" for i in range(60)])
+    assert index.stats()["counts"]["pictures"] == 1
+    index.delete(article_ids=["a60"])
+    assert index.stats()["counts"]["pictures"] == 0

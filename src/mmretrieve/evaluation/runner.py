@@ -267,6 +267,7 @@ def collect_runs(
             has_images=has_images,
             has_clip_text=bool(index.settings.clip_text_view),
             has_phash=index.format_version >= 3,
+            has_pictures=index.format_version >= 4,
         )
         lists, status = runner.run(qv, active)
         runs.nulls.append(background.nulls(qv, list(lists)))

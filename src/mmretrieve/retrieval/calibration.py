@@ -152,10 +152,14 @@ class Background:
         store: Store,
         sample_rows: int = SAMPLE_ROWS,
         absent: Collection[tuple[str, str]] = (),
+        moved: Mapping[tuple[str, str], str] | None = None,
     ) -> None:
         self.store = store
         self.sample_rows = sample_rows
         self.absent = frozenset(absent)  # (table, vector field) pairs this index does not have
+        # (table, vector field) -> the table that holds them in this index (format 4: CLIP image
+        # vectors are in ``pictures``, one per file)
+        self.moved = dict(moved or {})
         self._samples: dict[str, _Sample | None] = {}
         self._sizes: dict[Source, int] = {}
         self._checked = 0.0
@@ -224,6 +228,9 @@ class Background:
         for source in space.sources:
             if (source.table, source.field) in self.absent:
                 continue
+            table = self.moved.get((source.table, source.field))
+            if table is not None:
+                source = Source(table, source.field, source.where)
             sizes[source] = self._sizes[source] = self._count(source)
         total = sum(sizes.values())
         parts: list[np.ndarray] = []

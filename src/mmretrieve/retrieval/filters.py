@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import UsageError
-from ..store.base import ARTICLES, Filter, Match, Store
+from ..store.base import ARTICLES, IMAGES, Filter, Match, Store
 
 ARTICLE_COLUMNS = ("title", "url", "license", "source")
 IMAGE_OWN = frozenset({"license"})  # image fields judged on the image, not its article
@@ -110,13 +110,19 @@ class FilterPlan:
     images: Filter
     articles: Filter  # the image->passage:title route searches articles
     passage_articles: Match | None  # whose passages may appear (None: any; votes, title)
+    pictures: Filter | None = None  # pictures with a use the filter keeps (index format 4)
 
     def for_table(self, table: str) -> Filter:
         return {"passages": self.passages, "images": self.images, ARTICLES: self.articles}[table]
 
 
 def plan_filters(
-    store: Store, conditions: Sequence[Condition], *, has_images: bool, has_meta: bool
+    store: Store,
+    conditions: Sequence[Condition],
+    *,
+    has_images: bool,
+    has_meta: bool,
+    has_pictures: bool = False,
 ) -> FilterPlan:
     """Find the articles the conditions keep and say how every route's store query keeps to
     them. A field that no article has is a UsageError listing those that exist. ``has_meta``:
@@ -139,7 +145,11 @@ def plan_filters(
         images[condition.key] = condition.match
     passages = {"article_id": on_passages} if on_passages is not None else {}
     articles = {"id": on_passages} if on_passages is not None else {}
-    return FilterPlan(passages, images if has_images else {}, articles, on_passages)
+    pictures = None
+    if has_images and has_pictures and images:
+        rows = store.scan(IMAGES, ["sha256"], images)
+        pictures = {"id": sorted({str(r["sha256"]) for r in rows if r.get("sha256")})}
+    return FilterPlan(passages, images if has_images else {}, articles, on_passages, pictures)
 
 
 def _kept(store: Store, conditions: Sequence[Condition]) -> Match | None:

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from ..documents.chunking import passage_id
-from ..store.base import ARTICLES, IMAGES, PASSAGES, Filter, Match, Row, Store, StoreHit
+from ..store.base import ARTICLES, IMAGES, PASSAGES, PICTURES, Filter, Match, Row, Store, StoreHit
 from . import weights as R
 from .filters import FilterPlan
 
@@ -103,6 +103,9 @@ class RouteRunner:
     # Images carry a perceptual hash and their section (index format 3 on): the searcher groups
     # resized copies, and shows results by section.
     has_phash: bool = False
+    # A picture is stored once (index format 4 on): the CLIP routes search ``pictures`` and
+    # bring each picture's uses, every use with the picture's score.
+    has_pictures: bool = False
     plan: FilterPlan | None = None  # the search's metadata filters, per table (filters.py)
     rows: dict[Key, Row] = field(default_factory=dict)
 
@@ -156,10 +159,41 @@ class RouteRunner:
 
     def text_image_clip(self, q: QueryVectors) -> Ranked:
         assert q.clip_text is not None
-        hits = self.store.search(
-            IMAGES, "clip_image", q.clip_text, self.depth, self._filter(IMAGES), self.image_fields
+        return self._by_clip_image(q.clip_text)
+
+    def _by_clip_image(self, vector: np.ndarray) -> Ranked:
+        """Images nearest ``vector`` by their CLIP image vector: with pictures stored once, the
+        nearest pictures (``depth`` distinct files), each brought with every use of it."""
+        flt = self._filter(IMAGES)
+        if not self.has_pictures:
+            hits = self.store.search(
+                IMAGES, "clip_image", vector, self.depth, flt, self.image_fields
+            )
+            return self._ranked("image", hits)
+        pictures = self.store.search(
+            PICTURES, "clip_image", vector, self.depth, self._picture_filter(flt), ("id",)
         )
+        if not pictures:
+            return []
+        uses: dict[str, list[Row]] = {}
+        wanted = {**(flt or {}), "sha256": [p.id for p in pictures]}
+        for row in self.store.scan(IMAGES, self.image_fields, wanted):
+            uses.setdefault(str(row["sha256"]), []).append(row)
+        hits = [
+            StoreHit(str(row["id"]), picture.score, row)
+            for picture in pictures
+            for row in sorted(uses.get(picture.id, ()), key=lambda r: str(r["id"]))
+        ]
         return self._ranked("image", hits)
+
+    def _picture_filter(self, image_filter: Filter | None) -> Filter | None:
+        """The pictures with at least one use the search may show (its filters, article ids)."""
+        if not image_filter:
+            return None
+        if self.plan is not None and self.article_ids is None and self.plan.pictures is not None:
+            return self.plan.pictures
+        rows = self.store.scan(IMAGES, ["sha256"], image_filter)
+        return {"id": sorted({str(r["sha256"]) for r in rows if r.get("sha256")})}
 
     def text_image_caption(self, q: QueryVectors) -> Ranked:
         assert q.bge is not None
@@ -176,10 +210,7 @@ class RouteRunner:
     # -- image routes -----------------------------------------------------------------------
     def image_image(self, q: QueryVectors) -> Ranked:
         assert q.clip_image is not None
-        hits = self.store.search(
-            IMAGES, "clip_image", q.clip_image, self.depth, self._filter(IMAGES), self.image_fields
-        )
-        return self._ranked("image", hits)
+        return self._by_clip_image(q.clip_image)
 
     def image_passage_clip(self, q: QueryVectors) -> Ranked:
         assert q.clip_image is not None

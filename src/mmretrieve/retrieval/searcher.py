@@ -14,7 +14,7 @@ import numpy as np
 from ..documents.images import load_image
 from ..encoders.base import ImageTextEncoder, TextEncoder, input_edge
 from ..errors import UsageError
-from ..store.base import ARTICLES, PASSAGES, Row, Store
+from ..store.base import ARTICLES, IMAGES, PASSAGES, PICTURES, Row, Store
 from ..types import Article, ArticleResult, Hit, ImageInput, Query, SearchResult
 from .batching import QueryEncoders
 from .calibration import Background, Null
@@ -76,7 +76,7 @@ class Searcher:
         max_image_bytes: int = 50_000_000,
         default_weights: Mapping[str, float] | None = None,
         clip_text_view: bool = False,
-        format_version: int = 3,
+        format_version: int = 4,
     ) -> None:
         self.store = store
         self.text_encoder = text_encoder
@@ -88,7 +88,9 @@ class Searcher:
         # 3: images carry perceptual hashes (resized copies are one hit), articles meta fields
         self.format_version = format_version
         absent = () if clip_text_view else ((PASSAGES, "clip_text"),)
-        self.background = Background(store, absent=absent)
+        # Format 4: CLIP image vectors live in ``pictures``, one per file.
+        moved = {(IMAGES, "clip_image"): PICTURES} if format_version >= 4 else {}
+        self.background = Background(store, absent=absent, moved=moved)
         self._plans: dict[tuple[Condition, ...], tuple[float, FilterPlan]] = {}
         limit_blas_threads()
         self.encoders = QueryEncoders(text_encoder, image_encoder)  # threads start on first use
@@ -118,6 +120,7 @@ class Searcher:
             conditions,
             has_images=self.image_encoder is not None,
             has_meta=self.format_version >= 3,
+            has_pictures=self.format_version >= 4,
         )
         if len(self._plans) >= PLANS_KEPT:
             self._plans.clear()
@@ -212,6 +215,7 @@ class Searcher:
             has_images=self.image_encoder is not None,
             has_clip_text=self.clip_text_view,
             has_phash=self.format_version >= 3,
+            has_pictures=self.format_version >= 4,
             plan=plan,
         )
         t0 = time.perf_counter()

@@ -10,6 +10,7 @@ from .base import (
     ARTICLES,
     IMAGES,
     PASSAGES,
+    PICTURES,
     Filter,
     Row,
     Store,
@@ -21,6 +22,7 @@ from .base import (
 __all__ = [
     "ARTICLES",
     "IMAGES",
+    "PICTURES",
     "PASSAGES",
     "Filter",
     "Row",

@@ -40,6 +40,7 @@ Filter = Mapping[str, FilterValue]
 Row = dict[str, Any]
 
 PASSAGES, IMAGES, ARTICLES = "passages", "images", "articles"
+PICTURES = "pictures"  # one row per distinct image file (index format 4 on)
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,13 +143,15 @@ class Store(Protocol):
 
 
 def table_schemas(
-    text_dim: int, clip_dim: int | None, *, clip_text_view: bool, version: int = 3
+    text_dim: int, clip_dim: int | None, *, clip_text_view: bool, version: int = 4
 ) -> list[TableSchema]:
-    """The three tables of DESIGN §5. Without an image model, CLIP vectors and images are absent;
+    """The tables of DESIGN §5. Without an image model, CLIP vectors and images are absent;
     passages carry a CLIP text vector only with ``clip_text_view``. From index format
     ``version`` 3, images carry a perceptual hash (``phash``, int64) and the article section
     they are placed in, and articles the other fields their source gave (``meta``, a JSON
-    object of strings)."""
+    object of strings). From version 4, a picture is stored once however many articles use it:
+    ``pictures`` holds one row per distinct file (id: its sha256) with its CLIP vector, and an
+    ``images`` row is one use of it (article, caption, section, licence)."""
     passage_vectors = {"bge": text_dim}
     if clip_dim and clip_text_view:
         passage_vectors["clip_text"] = clip_dim
@@ -199,8 +202,23 @@ def table_schemas(
                     Field("content_hash", "str", False),
                     *((Field("phash", "int"), Field("section", "str")) if version >= 3 else ()),
                 ),
-                {"clip_image": clip_dim, "caption_bge": text_dim},
+                {"caption_bge": text_dim}
+                if version >= 4
+                else {"clip_image": clip_dim, "caption_bge": text_dim},
                 text_fields=("search_text",),
             )
         )
+        if version >= 4:
+            schemas.append(
+                TableSchema(
+                    PICTURES,
+                    (
+                        Field("id", "str", False),  # the file's sha256
+                        Field("phash", "int"),
+                        Field("width", "int"),
+                        Field("height", "int"),
+                    ),
+                    {"clip_image": clip_dim},
+                )
+            )
     return schemas

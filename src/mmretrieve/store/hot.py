@@ -227,6 +227,14 @@ class HotTable:
         rows, scores = index.search(query, k, keep)
         return self._hits(rows, scores, fields) if len(rows) else []
 
+    def select(self, filter: Filter | None, fields: list[str]) -> list[Row] | None:
+        """The rows a filter keeps, in table order (None: a column not held here)."""
+        keep = self.mask(filter)
+        if keep is False or not set(fields) <= set(self.columns.column_names):
+            return None
+        rows = np.arange(self.rows) if keep is None else np.flatnonzero(keep)
+        return list(self.columns.select(fields).take(rows).to_pylist())
+
     def _hits(self, rows: np.ndarray, scores: np.ndarray, fields: list[str]) -> list[StoreHit]:
         """The rows (best first) with their scores, as the store returns them."""
         found = self.columns.select(fields).take(rows).to_pylist()
@@ -349,6 +357,11 @@ class HotTables:
         if held is None or field_name not in held.vectors:
             return None
         return held.search(field_name, vector, k, filter, fields)
+
+    def select(self, table: str, filter: Filter | None, fields: list[str]) -> list[Row] | None:
+        """Rows of a held table that a filter keeps; None: ask the store."""
+        held = self._current(table)
+        return None if held is None else held.select(filter, fields)
 
     def text_search(
         self, table: str, column: str, query: str, k: int, filter: Filter | None, fields: list[str]

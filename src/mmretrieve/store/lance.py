@@ -270,6 +270,11 @@ class LanceStore:
     def scan(
         self, table: str, fields: Sequence[str], filter: Filter | None = None
     ) -> Iterator[Row]:
+        if filter:  # a narrow scan a search makes (the uses of some pictures): held rows answer
+            held = self.hot.select(table, filter, list(fields))
+            if held is not None:
+                yield from held
+                return
         query = self._table(table).search().select(list(fields)).limit(None)
         where = to_sql(filter)
         if where:

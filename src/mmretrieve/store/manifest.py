@@ -12,10 +12,12 @@ from ..errors import IndexMismatchError
 # (every passage has them) are read as they are; an older mmretrieve refuses version 2.
 # 3: images carry a perceptual hash (``phash``), which finds resized and re-encoded copies of a
 # picture, and their section; articles their other source fields (``meta``), which searches
-# filter on.
-# Versions 1 and 2 are read and written without them.
-FORMAT_VERSION = 3
-READABLE_VERSIONS = (1, 2, 3)
+# filter on. Versions 1 and 2 are read and written without them.
+# 4: a picture is stored once (``pictures``: one row per distinct file, with its CLIP vector);
+# an ``images`` row is one use of it. The CLIP routes search pictures, so copies of a file no
+# longer fill a route's candidates. Every version is read and written in its own layout.
+FORMAT_VERSION = 4
+READABLE_VERSIONS = (1, 2, 3, 4)
 _MODEL_KEYS = ("name", "revision", "dim", "pooling", "query_instruction", "max_length", "random")
 
 
