@@ -489,14 +489,17 @@ class Indexer:
         return vectors
 
     def _write_images(self) -> None:
-        """One store commit for many encoded batches (each commit has a fixed cost). Pictures
-        first: a use is never written before its picture."""
-        if self._picture_rows:
-            pictures, self._picture_rows = self._picture_rows, []
-            self.store.upsert(PICTURES, pictures)
+        """One store commit for many encoded batches (each commit has a fixed cost). Uses before
+        their pictures: whoever collects unused pictures (:func:`drop_unused_pictures`, perhaps
+        another process) reads pictures before uses, so it never takes a picture for unused
+        while its first uses are being written. Until the picture lands, its new uses are not
+        found by the CLIP routes (the caption routes find them)."""
         if self._image_rows:
             rows, self._image_rows = self._image_rows, []
             self.store.upsert(IMAGES, rows)
+        if self._picture_rows:
+            pictures, self._picture_rows = self._picture_rows, []
+            self.store.upsert(PICTURES, pictures)
 
     # -- pruning ----------------------------------------------------------------------------
     def _prune(self) -> None:
@@ -514,9 +517,12 @@ class Indexer:
 
 def drop_unused_pictures(store: Store) -> int:
     """Format 4: delete the pictures no image row uses any more (after deletes, prunes and file
-    changes); how many."""
+    changes); how many. Pictures are read before uses, the reverse of the order writers write
+    them in (``Indexer._write_images``), so a picture whose first uses are being written by
+    another writer is never taken for unused."""
+    pictures = [str(r["id"]) for r in store.scan(PICTURES, ["id"])]
     used = {str(r["sha256"]) for r in store.scan(IMAGES, ["sha256"]) if r.get("sha256")}
-    unused = sorted(str(r["id"]) for r in store.scan(PICTURES, ["id"]) if r["id"] not in used)
+    unused = sorted(p for p in pictures if p not in used)
     if unused:
         store.delete(PICTURES, ids=unused)
     return len(unused)

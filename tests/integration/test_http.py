@@ -351,7 +351,12 @@ def test_empty_index(tmp_path: Path) -> None:
         tmp_path / "empty", text_encoder=FakeTextEncoder(), image_encoder=FakeClipEncoder()
     )
     client = TestClient(create_app(index, thumbnail_cache_dir=str(tmp_path / "t")))
-    assert client.get("/stats").json()["counts"] == {"articles": 0, "passages": 0, "images": 0}
+    assert client.get("/stats").json()["counts"] == {
+        "articles": 0,
+        "passages": 0,
+        "images": 0,
+        "pictures": 0,
+    }
     data = client.post("/search", json={"text": "anything"}).json()
     assert data["articles"] == [] and data["hits"] == []
 

@@ -23,7 +23,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import UsageError, require
-from ..indexing import Indexer, IndexingOptions, IndexReport, ProgressFn, sources_items
+from ..indexing import (
+    Indexer,
+    IndexingOptions,
+    IndexReport,
+    ProgressFn,
+    drop_unused_pictures,
+    sources_items,
+)
 from ..store.base import ARTICLES, IMAGES, PASSAGES, Filter, Row, Store, StoreHit, TableSchema
 from ..types import Article, Image, Skipped
 
@@ -244,6 +251,7 @@ def ray_index(
                 report,
                 set(known[ARTICLES]) - seen_articles,
                 set(known[IMAGES]) - seen_images,
+                pictures=has_images and options.format_version >= 4,
             )
         store.optimize()
         for handle in pool:
@@ -264,7 +272,11 @@ def _hashes(store: Store, table: str) -> dict[str, str]:
 
 
 def _prune(
-    store: Store, report: IndexReport, gone_articles: set[str], gone_images: set[str]
+    store: Store,
+    report: IndexReport,
+    gone_articles: set[str],
+    gone_images: set[str],
+    pictures: bool = False,
 ) -> None:
     """What ``Indexer`` does with ``prune``: drop what the sources no longer have."""
     if gone_articles:
@@ -275,6 +287,8 @@ def _prune(
     if gone_images:
         store.delete(IMAGES, ids=sorted(gone_images))
         report.images_pruned = len(gone_images)
+        if pictures:
+            drop_unused_pictures(store)  # a picture goes with its last use
 
 
 def _report_progress(part: IndexReport, progress: ProgressFn) -> None:

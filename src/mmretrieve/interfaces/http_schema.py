@@ -342,7 +342,16 @@ def stats_answer() -> dict[str, Any]:
             "counts": {
                 "type": "object",
                 "required": ["articles", "passages", "images"],
-                "properties": {"articles": count, "passages": count, "images": count},
+                "properties": {
+                    "articles": count,
+                    "passages": count,
+                    "images": {**count, "description": "Image rows: each use of a picture."},
+                    "pictures": {
+                        **count,
+                        "description": "Distinct image files, each stored once (index format "
+                        "4 on; absent before).",
+                    },
+                },
             },
             "models": {"type": "object"},
             "chunking": {"type": "object"},
