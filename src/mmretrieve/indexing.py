@@ -208,6 +208,11 @@ class Indexer:
             {str(r["id"]) for r in store.scan(PICTURES, ["id"])} if self._one_picture else set()
         )
         self._picture_rows: list[Row] = []
+        if self._one_picture:
+            # Uses whose picture is missing (a run killed between the two writes): done again.
+            for row in store.scan(IMAGES, ["id", "sha256"]):
+                if str(row.get("sha256") or "") not in self._pictures:
+                    self._image_hashes.pop(str(row["id"]), None)
 
     def _hashes(self, table: str) -> dict[str, str]:
         return {r["id"]: r["content_hash"] for r in self.store.scan(table, ["id", "content_hash"])}

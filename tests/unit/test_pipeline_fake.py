@@ -558,3 +558,15 @@ def test_fake_copies_of_one_file_do_not_crowd_out_other_pictures(tmp_path):
     assert index.stats()["counts"]["pictures"] == 1
     index.delete(article_ids=["a60"])
     assert index.stats()["counts"]["pictures"] == 0
+
+
+def test_fake_uses_without_their_picture_are_done_again(tmp_path, corpus):
+    """A run killed after writing images but before their pictures: the next run encodes the
+    missing pictures again instead of taking those images for unchanged."""
+    index = _open(tmp_path)
+    index.add(corpus)
+    lost = sorted(r["id"] for r in index.store.scan("pictures", ["id"]))[:1]
+    index.store.delete("pictures", ids=lost)
+    report = index.add(corpus)
+    assert report.images_encoded == 1 and index.stats()["counts"]["pictures"] == 3
+    assert index.add(corpus).images_encoded == 0
