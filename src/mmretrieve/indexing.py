@@ -83,6 +83,9 @@ class IndexingOptions:
     # once per batch of work). 2 KiB each.
     reuse_image_vectors: int = 20_000
     format_version: int = 4  # 3: images get a perceptual hash, articles meta; 4: pictures once
+    # Format 4: images whose picture is missing are done again (the store is read for them; a
+    # Ray worker, which sees only its batch's rows, leaves this to the driver).
+    repair_pictures: bool = True
 
     @classmethod
     def from_settings(
@@ -208,11 +211,10 @@ class Indexer:
             {str(r["id"]) for r in store.scan(PICTURES, ["id"])} if self._one_picture else set()
         )
         self._picture_rows: list[Row] = []
-        if self._one_picture:
+        if self._one_picture and options.repair_pictures:
             # Uses whose picture is missing (a run killed between the two writes): done again.
-            for row in store.scan(IMAGES, ["id", "sha256"]):
-                if str(row.get("sha256") or "") not in self._pictures:
-                    self._image_hashes.pop(str(row["id"]), None)
+            for image_id in images_without_picture(store, self._pictures):
+                self._image_hashes.pop(image_id, None)
 
     def _hashes(self, table: str) -> dict[str, str]:
         return {r["id"]: r["content_hash"] for r in self.store.scan(table, ["id", "content_hash"])}
@@ -518,6 +520,15 @@ class Indexer:
             if gone_images:
                 self.store.delete(IMAGES, ids=gone_images)
                 self.report.images_pruned = len(gone_images)
+
+
+def images_without_picture(store: Store, pictures: set[str] | None = None) -> set[str]:
+    """Format 4: the image rows whose picture is not stored (a run killed between writing the
+    uses and their picture); ``pictures``: the stored picture ids, when already read."""
+    if pictures is None:
+        pictures = {str(r["id"]) for r in store.scan(PICTURES, ["id"])}
+    rows = store.scan(IMAGES, ["id", "sha256"])
+    return {str(r["id"]) for r in rows if str(r.get("sha256") or "") not in pictures}
 
 
 def drop_unused_pictures(store: Store) -> int:

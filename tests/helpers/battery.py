@@ -123,8 +123,10 @@ def image_vector_is(expected: Image.Image, image_id: str, size: tuple[int, int] 
     """A check: the indexed vector is the FAKE vector of ``expected`` (and the size is right)."""
 
     def check(index: Index) -> None:
-        (row,) = index.store.get(IMAGES, [image_id], ("id", "clip_image", "width", "height"))
-        got = np.asarray(row["clip_image"], dtype=np.float32)
+        (row,) = index.store.get(IMAGES, [image_id], ("id", "sha256", "width", "height"))
+        # The file's CLIP vector is stored once, with its picture (index format 4).
+        (picture,) = index.store.get("pictures", [row["sha256"]], ("id", "clip_image"))
+        got = np.asarray(picture["clip_image"], dtype=np.float32)
         assert float(got @ fake_vector(expected)) > 0.97, image_id
         if size is not None:
             assert (row["width"], row["height"]) == size, image_id

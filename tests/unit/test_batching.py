@@ -160,7 +160,7 @@ def test_warm_runs_each_query_model_and_holds_the_tables(tmp_path, fake_index: I
     )
     index.add(corpus)
     ready = index.warm()
-    assert ready["tables_held"] == {"articles": 3, "passages": 3, "images": 3}
+    assert ready["tables_held"] == {"articles": 3, "passages": 3, "images": 3, "pictures": 3}
     encoders = index.searcher.encoders
     assert encoders.text.items == encoders.clip_text.items == 4 and encoders.image.items == 2
     index.close()

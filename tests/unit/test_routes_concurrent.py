@@ -168,6 +168,8 @@ def test_route_lists_and_rows_are_the_same(
             20,
             article_ids=spec.get("article_ids"),
             has_clip_text=bool(index.settings.clip_text_view),
+            has_phash=index.format_version >= 3,
+            has_pictures=index.format_version >= 4,
         )
         results, status = runner.run(vectors, weights)
         return list(results.items()), list(status.items()), runner.rows
@@ -253,7 +255,7 @@ def test_image_image_errors_count_at_weight_zero(
     boom = Boom("images table unreadable")
 
     def fail(args: tuple[Any, ...]) -> None:
-        if args[:2] == ("images", "clip_image"):
+        if args[:2] in {("images", "clip_image"), ("pictures", "clip_image")}:
             raise boom
 
     _spy(monkeypatch, index, "search", fail)

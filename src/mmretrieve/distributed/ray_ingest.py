@@ -29,6 +29,7 @@ from ..indexing import (
     IndexReport,
     ProgressFn,
     drop_unused_pictures,
+    images_without_picture,
     sources_items,
 )
 from ..store.base import ARTICLES, IMAGES, PASSAGES, Filter, Row, Store, StoreHit, TableSchema
@@ -209,6 +210,9 @@ def ray_index(
         report = IndexReport()
         known = {ARTICLES: _hashes(store, ARTICLES)}
         known[IMAGES] = _hashes(store, IMAGES) if has_images else {}
+        if has_images and options.format_version >= 4:
+            for image_id in images_without_picture(store):  # what a killed run left half done
+                known[IMAGES].pop(image_id, None)
         pending: dict[Any, int] = {}  # future -> actor index
         idle = list(range(workers))
 
@@ -264,7 +268,8 @@ def ray_index(
 
 
 def _without_prune(options: IndexingOptions) -> IndexingOptions:
-    return replace(options, prune=False)  # pruning needs the whole stream: the driver does it
+    # Pruning and repairs need the whole store: the driver does them.
+    return replace(options, prune=False, repair_pictures=False)
 
 
 def _hashes(store: Store, table: str) -> dict[str, str]:
