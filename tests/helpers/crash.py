@@ -167,7 +167,7 @@ def run_and_signal(
             if not chunk:
                 break
             chunks.append(chunk)
-            if b"indexing" in chunk and not seen:
+            if b"indexing:" in chunk and not seen:  # the progress bar itself
                 seen.append(time.perf_counter() - launched)
                 started.set()
         started.set()

@@ -129,13 +129,23 @@ def test_ctrl_c_with_the_installed_command_and_tiny_models(
         "index", str(corpus), "--index", str(index),
         "--text-model", str(tiny_text_model_dir), "--image-model", str(tiny_clip_model_dir),
     ]  # fmt: skip
+    # PyTorch for both models: with `auto` the tiny models may get ONNX Runtime for one and
+    # OpenVINO for the other, and that process can die of SIGSEGV on a Ctrl-C mid-run (a known
+    # bug, not yet fixed; with one runtime the exit is clean).
+    env = dict(os.environ, MMRETRIEVE_RUNTIME="torch")
     proc = subprocess.Popen(
-        command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, preexec_fn=default_sigint
+        command,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        preexec_fn=default_sigint,
+        env=env,
     )
     assert proc.stderr is not None
     seen = b""
     deadline = time.monotonic() + 300
-    while b"indexing" not in seen and time.monotonic() < deadline:
+    # The progress bar ("indexing: N items"), not the one-off "timing the batch (indexing)
+    # runtimes" message a first run prints while it measures the runtimes.
+    while b"indexing:" not in seen and time.monotonic() < deadline:
         chunk = proc.stderr.read1(256)  # type: ignore[attr-defined]
         if not chunk:
             break

@@ -150,10 +150,16 @@ class OpenVinoSession:
             return [np.array(result[output]) for output in self._model.outputs]
         # Rows split across the streams, run at once, put back in order.
         bounds = np.linspace(0, rows, parts + 1).astype(int)
-        for request, start, stop in zip(requests, bounds[:-1], bounds[1:], strict=False):
-            request.start_async({name: value[start:stop] for name, value in feeds.items()})
-        for request in requests[:parts]:
-            request.wait()
+        started = []
+        try:
+            for request, start, stop in zip(requests, bounds[:-1], bounds[1:], strict=False):
+                request.start_async({name: value[start:stop] for name, value in feeds.items()})
+                started.append(request)
+        finally:
+            # Every started request is waited for, even when Ctrl-C lands in between: none is
+            # left running on buffers Python may free.
+            for request in started:
+                request.wait()
         return [
             np.concatenate([np.array(r.get_tensor(output).data) for r in requests[:parts]])
             for output in self._model.outputs
