@@ -24,7 +24,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import UsageError
-from ..store.base import ARTICLES, IMAGES, Filter, Match, Store
+from ..store.base import ARTICLES, Filter, Match, Store
+from .pictures import pictures_used_by
 
 ARTICLE_COLUMNS = ("title", "url", "license", "source")
 IMAGE_OWN = frozenset({"license"})  # image fields judged on the image, not its article
@@ -145,10 +146,7 @@ def plan_filters(
         images[condition.key] = condition.match
     passages = {"article_id": on_passages} if on_passages is not None else {}
     articles = {"id": on_passages} if on_passages is not None else {}
-    pictures = None
-    if has_images and has_pictures and images:
-        rows = store.scan(IMAGES, ["sha256"], images)
-        pictures = {"id": sorted({str(r["sha256"]) for r in rows if r.get("sha256")})}
+    pictures = pictures_used_by(store, images) if has_images and has_pictures and images else None
     return FilterPlan(passages, images if has_images else {}, articles, on_passages, pictures)
 
 

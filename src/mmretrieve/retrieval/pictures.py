@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from ..documents.images import hash_distance
-from ..store.base import IMAGES, Store
+from ..store.base import IMAGES, Filter, Store
 
 NEAR_BITS = 6
 NEAR_ASPECT = 0.03  # |log(width / height)| apart, at most
@@ -115,3 +115,9 @@ def articles_by_picture(store: Store, pictures: Sequence[Picture]) -> list[list[
             ids |= {a for shape, a in by_phash.get(phash, ()) if _same_shape(shape, picture.aspect)}
         out.append(sorted(ids))
     return out
+
+
+def pictures_used_by(store: Store, image_filter: Filter) -> Filter:
+    """Index format 4: a filter on ``pictures`` keeping those with a use ``image_filter`` keeps."""
+    rows = store.scan(IMAGES, ["sha256"], image_filter)
+    return {"id": sorted({str(r["sha256"]) for r in rows if r.get("sha256")})}

@@ -22,6 +22,7 @@ from ..documents.chunking import passage_id
 from ..store.base import ARTICLES, IMAGES, PASSAGES, PICTURES, Filter, Match, Row, Store, StoreHit
 from . import weights as R
 from .filters import FilterPlan
+from .pictures import pictures_used_by
 
 Key = tuple[str, str]
 Ranked = list[tuple[Key, float]]
@@ -192,8 +193,7 @@ class RouteRunner:
             return None
         if self.plan is not None and self.article_ids is None and self.plan.pictures is not None:
             return self.plan.pictures
-        rows = self.store.scan(IMAGES, ["sha256"], image_filter)
-        return {"id": sorted({str(r["sha256"]) for r in rows if r.get("sha256")})}
+        return pictures_used_by(self.store, image_filter)
 
     def text_image_caption(self, q: QueryVectors) -> Ranked:
         assert q.bge is not None
