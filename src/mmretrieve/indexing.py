@@ -28,8 +28,8 @@ import numpy as np
 from .config import Settings
 from .documents.chunking import chunk_article
 from .documents.hashing import content_hash, file_sha256
-from .documents.images import load_image, perceptual_hash, probe_image
-from .encoders.base import ImageTextEncoder, TextEncoder, input_edge
+from .documents.images import perceptual_hash, probe_image
+from .encoders.base import ImageTextEncoder, TextEncoder, decode_image
 from .errors import BadInputError
 from .store.base import ARTICLES, IMAGES, PASSAGES, PICTURES, Row, Store
 from .types import Article, Image, Passage, Skipped
@@ -142,7 +142,7 @@ class _Prepared:
 
 
 def _prepare_image(
-    image: Image, previous: str | None, options: IndexingOptions, edge: int | None
+    image: Image, previous: str | None, options: IndexingOptions, encoder: object
 ) -> _Prepared:
     """Hash, and unless unchanged, decode one image (runs in a worker thread)."""
     try:
@@ -154,11 +154,11 @@ def _prepare_image(
         return _Prepared(unchanged=True)
     try:
         width, height, _ = probe_image(image.uri)
-        picture = load_image(
+        picture = decode_image(
             image.uri,
+            encoder,
             max_pixels=options.max_image_pixels,
             max_bytes=options.max_image_bytes,
-            fit_edge=edge,
         )
     except BadInputError as exc:
         return _Prepared(skip=str(exc))
@@ -200,7 +200,6 @@ class Indexer:
         self._image_rows: list[Row] = []
         self._decoding: deque[tuple[Image, Future[_Prepared]]] = deque()
         self._pool: ThreadPoolExecutor | None = None
-        self._edge = input_edge(image_encoder)
         self._seen_articles: set[str] = set()
         self._seen_images: set[str] = set()
         self._vector_of: OrderedDict[str, np.ndarray] = OrderedDict()  # sha256 -> CLIP vector
@@ -354,7 +353,7 @@ class Indexer:
             workers = self.options.decode_workers or min(4, os.cpu_count() or 1)
             self._pool = ThreadPoolExecutor(workers, thread_name_prefix="mmretrieve-decode")
         previous = self._image_hashes.get(image.id)
-        future = self._pool.submit(_prepare_image, image, previous, self.options, self._edge)
+        future = self._pool.submit(_prepare_image, image, previous, self.options, self.clip)
         self._decoding.append((image, future))
         while len(self._decoding) > max(1, self.options.decode_ahead):
             self._take_image()

@@ -54,7 +54,7 @@ def load_image(
     source: str | Path | bytes,
     *,
     max_pixels: int = 64_000_000,
-    max_bytes: int = 50_000_000,
+    max_bytes: int | None = 50_000_000,
     max_side: int | None = DEFAULT_MAX_SIDE,
     fit_edge: int | None = None,
 ) -> PILImage:

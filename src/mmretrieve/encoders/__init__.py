@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from mmretrieve.encoders.base import ImageTextEncoder, TextEncoder, l2_normalize
+from mmretrieve.encoders.base import ImageTextEncoder, TextEncoder, decode_image, l2_normalize
 from mmretrieve.encoders.resolve import ResolvedModel, resolve_model
 from mmretrieve.encoders.runtime import Choice, choose, onnx_folder
 from mmretrieve.errors import UsageError
@@ -23,6 +23,7 @@ __all__ = [
     "ResolvedModel",
     "TextEncoder",
     "choose_runtime",
+    "decode_image",
     "l2_normalize",
     "load_image_encoder",
     "load_text_encoder",

@@ -10,6 +10,8 @@ import numpy as np
 from ..types import valid_unicode
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from PIL.Image import Image as PILImage
 
 
@@ -48,6 +50,32 @@ def input_edge(encoder: object) -> int | None:
     small a photo may be decoded (``documents.images.decode_side``)."""
     edge = getattr(getattr(encoder, "preprocess", None), "shortest_edge", None)
     return int(edge) if edge else None
+
+
+def decode_image(
+    source: str | Path | bytes | PILImage,
+    encoder: object,
+    *,
+    max_pixels: int,
+    max_bytes: int | None,
+) -> PILImage:
+    """The one way an image reaches an image model, query or document: a decoded PIL image
+    passes as RGB; a path or the file's bytes is checked against ``max_pixels`` and
+    ``max_bytes`` and decoded at the size the indexer decodes at (the model's input edge), so an
+    indexed photo queried with itself gives the same vector and a large JPEG decodes in draft
+    mode. Raises :class:`~mmretrieve.errors.BadInputError` with the reason."""
+    from PIL import Image as PILImageModule
+
+    from ..documents.images import load_image
+
+    if isinstance(source, PILImageModule.Image):
+        return source.convert("RGB")
+    return load_image(
+        source,
+        max_pixels=max_pixels,
+        max_bytes=max_bytes,
+        fit_edge=input_edge(encoder),
+    )
 
 
 def l2_normalize(x: np.ndarray) -> np.ndarray:

@@ -190,9 +190,6 @@ def encode_queries(
     index: Any, queries: Sequence[EvalQuery], batch_size: int = DEFAULT_BATCH
 ) -> list[QueryVectors]:
     """Every query encoded once per model, in batches."""
-    from ..documents.images import load_image
-    from ..encoders.base import input_edge
-
     text_idx = [i for i, q in enumerate(queries) if q.text and q.text.strip()]
     texts = [str(queries[i].text).strip() for i in text_idx]
     bge: list[np.ndarray | None] = [None] * len(queries)
@@ -209,17 +206,8 @@ def encode_queries(
     image_idx = [i for i, q in enumerate(queries) if q.image]
     if image_idx and clip is None:
         raise UsageError("the data set has image queries, but the index has no image model")
-    s = index.settings
     for part in _batches(len(image_idx), batch_size):
-        pictures = [
-            load_image(
-                str(queries[i].image),
-                max_pixels=s.max_image_pixels,
-                max_bytes=s.max_image_bytes,
-                fit_edge=input_edge(clip),
-            )
-            for i in image_idx[part]
-        ]
+        pictures = [index.decode_image(str(queries[i].image)) for i in image_idx[part]]
         vectors = clip.encode_images(pictures)
         for j, i in enumerate(image_idx[part]):
             clip_image[i] = vectors[j]

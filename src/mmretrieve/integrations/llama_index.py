@@ -207,6 +207,7 @@ class MMClipEmbedding(MultiModalEmbedding):
 
     _encoder: Any = PrivateAttr()
     _max_pixels: int = PrivateAttr()
+    _max_bytes: int = PrivateAttr()
 
     def __init__(
         self,
@@ -214,6 +215,7 @@ class MMClipEmbedding(MultiModalEmbedding):
         *,
         embed_batch_size: int = 16,
         max_pixels: int = 64_000_000,
+        max_bytes: int = 50_000_000,
         **kwargs: Any,
     ) -> None:
         super().__init__(
@@ -221,6 +223,7 @@ class MMClipEmbedding(MultiModalEmbedding):
         )
         self._encoder = encoder
         self._max_pixels = max_pixels
+        self._max_bytes = max_bytes
 
     @classmethod
     def from_model(cls, name_or_path: str, **kwargs: Any) -> MMClipEmbedding:
@@ -234,19 +237,24 @@ class MMClipEmbedding(MultiModalEmbedding):
         """The CLIP model ``index`` was built with."""
         if index.image_encoder is None:
             raise ValueError("this index was built without an image model")
-        return cls(index.image_encoder, max_pixels=index.settings.max_image_pixels, **kwargs)
+        limits = {
+            "max_pixels": index.settings.max_image_pixels,
+            "max_bytes": index.settings.max_image_bytes,
+        }
+        return cls(index.image_encoder, **limits, **kwargs)
 
     @classmethod
     def class_name(cls) -> str:
         return "MMClipEmbedding"
 
     def _decode(self, image: str | BytesIO) -> Any:
-        from ..documents.images import load_image
-        from ..encoders.base import input_edge
+        from ..encoders import decode_image
 
         source = image.getvalue() if isinstance(image, BytesIO) else image
         # At the size the indexer decodes at, as Index.search does.
-        return load_image(source, max_pixels=self._max_pixels, fit_edge=input_edge(self._encoder))
+        return decode_image(
+            source, self._encoder, max_pixels=self._max_pixels, max_bytes=self._max_bytes
+        )
 
     def _get_image_embeddings(self, img_file_paths: list[Any]) -> list[list[float]]:
         pictures = [self._decode(p) for p in img_file_paths]

@@ -69,7 +69,7 @@ class ThumbnailCache:
             with contextlib.suppress(OSError):
                 os.utime(target)  # mark as recently used
             return target
-        image = load_image(source, max_pixels=self.max_pixels, max_bytes=None, max_side=self.size)  # type: ignore[arg-type]
+        image = load_image(source, max_pixels=self.max_pixels, max_bytes=None, max_side=self.size)
         fd, tmp = tempfile.mkstemp(dir=self.directory, suffix=".part")
         try:
             with os.fdopen(fd, "wb") as fh:

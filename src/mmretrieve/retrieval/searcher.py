@@ -11,8 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from ..documents.images import load_image
-from ..encoders.base import ImageTextEncoder, TextEncoder, input_edge
+from ..encoders.base import ImageTextEncoder, TextEncoder, decode_image
 from ..errors import UsageError
 from ..store.base import ARTICLES, IMAGES, PASSAGES, PICTURES, Row, Store
 from ..types import Article, ArticleResult, Hit, ImageInput, Query, SearchResult
@@ -96,17 +95,11 @@ class Searcher:
         self.encoders = QueryEncoders(text_encoder, image_encoder)  # threads start on first use
 
     def _decode(self, image: ImageInput) -> Any:
-        from PIL import Image as PILImageModule
-
-        if isinstance(image, PILImageModule.Image):
-            return image.convert("RGB")
-        # Decoded at the size the indexer decodes at: an indexed photo queried with itself gives
-        # the same vector, and a large JPEG decodes in draft mode at a fraction of the cost.
-        return load_image(
+        return decode_image(
             image,
+            self.image_encoder,
             max_pixels=self.max_image_pixels,
             max_bytes=self.max_image_bytes,
-            fit_edge=input_edge(self.image_encoder),
         )
 
     def _plan(self, conditions: list[Condition]) -> FilterPlan:
