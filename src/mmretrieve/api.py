@@ -225,6 +225,16 @@ class Index:
     def loaded_models(self) -> list[dict[str, Any]]:
         return [e.info for e in (self._text_encoder, self._image_encoder) if e is not None]
 
+    def warnings(self) -> list[str]:
+        """What a user of this index's results must know: a loaded model with random weights
+        (made for testing) gives results that mean nothing."""
+        return [
+            f"model {info.get('name')} has RANDOM weights (made for testing); "
+            "its results mean nothing"
+            for info in self.loaded_models()
+            if info.get("random")
+        ]
+
     # -- writing ----------------------------------------------------------------------------
     def add(
         self,
