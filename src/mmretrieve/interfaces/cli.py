@@ -1,4 +1,4 @@
-"""The ``mmretrieve`` command. Thin: every command calls the Python API (DESIGN §8).
+"""The ``mmretrieve`` command. Thin: every command calls the Python API (docs/ARCHITECTURE.md).
 
 Exit codes: 0 ok, 1 runtime error, 2 usage error; ``index`` exits 3 when it finished but skipped
 some items (each is listed with its reason).
@@ -9,27 +9,32 @@ from __future__ import annotations
 import json
 import signal
 import sys
-from collections.abc import Callable
-from functools import wraps
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 
-from ..config import ENV_IMAGE_MODEL, ENV_INDEX, ENV_TEXT_MODEL, settings_from_env
 from ..distributed.options import ray_options
-from ..errors import MMRetrieveError
 from ..retrieval.fusion import METHODS
 from ..retrieval.searcher import DEFAULT_METHOD
-
-F = TypeVar("F", bound=Callable[..., Any])
-EXIT_SKIPPED = 3
-DEFAULT_INDEX = "mmretrieve-index"
-
-
-def _fail(message: str, code: int) -> None:
-    click.echo(f"error: {message}", err=True)
-    sys.exit(code)
+from .cli_common import (
+    EXIT_SKIPPED,
+    device_option,
+    emit_json,
+    friendly,
+    image_model_option,
+    index_option,
+    json_option,
+    open_index,
+    precision_option,
+    runtime_option,
+    text_model_option,
+    warn,
+)
+from .cli_eval import eval_cmd
+from .cli_models import models_group
+from .cli_serve import serve_cmd
+from .cli_wiki import wiki
 
 
 def run(argv: list[str] | None = None) -> None:
@@ -41,95 +46,6 @@ def run(argv: list[str] | None = None) -> None:
         main.main(args=argv, prog_name="mmretrieve")
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
-def friendly(func: F) -> F:
-    """Turn mmretrieve errors into a one-line message and an exit code (traceback with --debug)."""
-
-    @wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except MMRetrieveError as exc:
-            if click.get_current_context().find_root().params.get("debug"):
-                raise
-            _fail(str(exc), exc.exit_code)
-        except KeyboardInterrupt:
-            _fail("interrupted; finished work is kept and the same command resumes", 130)
-
-    return wrapper  # type: ignore[return-value]
-
-
-def _warn_random(index: Any) -> None:
-    for info in index.loaded_models():
-        if info.get("random"):
-            click.echo(
-                f"warning: model {info.get('name')} has RANDOM weights (made for testing); "
-                "its results mean nothing.",
-                err=True,
-            )
-
-
-def _emit_json(data: Any) -> None:
-    click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
-
-
-index_option = click.option(
-    "--index",
-    "--store",
-    "index_path",
-    envvar=ENV_INDEX,
-    default=DEFAULT_INDEX,
-    show_default=True,
-    help=f"Index directory or store URI: PATH, lance://PATH, milvus://HOST:PORT/NAME or "
-    f"milvus-lite://FILE (env {ENV_INDEX}).",
-)
-text_model_option = click.option(
-    "--text-model",
-    envvar=ENV_TEXT_MODEL,
-    default=None,
-    help=f"Text model: Hugging Face name or local folder (env {ENV_TEXT_MODEL}). "
-    "Default: the index's own, or BAAI/bge-small-en-v1.5 for a new index.",
-)
-image_model_option = click.option(
-    "--image-model",
-    envvar=ENV_IMAGE_MODEL,
-    default=None,
-    help=f"CLIP model: name or local folder, or 'none' for text only (env {ENV_IMAGE_MODEL}). "
-    "Default: the index's own, or openai/clip-vit-base-patch32 for a new index.",
-)
-device_option = click.option("--device", default=None, help="torch device, e.g. cpu or cuda.")
-runtime_option = click.option(
-    "--runtime",
-    type=click.Choice(["auto", "torch", "onnx", "openvino"]),
-    default=None,
-    help="Encoder runtime (env MMRETRIEVE_RUNTIME; default auto: picked by measurement, see "
-    "docs/BENCHMARKS.md). onnx needs ONNX files: `mmretrieve models export`.",
-)
-precision_option = click.option(
-    "--precision",
-    type=click.Choice(["auto", "fp32", "bf16", "fp16", "int8"]),
-    default=None,
-    help="Encoder precision (env MMRETRIEVE_PRECISION; default auto). fp32 is the reference; "
-    "bf16 needs a CPU with native bf16, fp16 a CUDA device, int8 the onnx runtime.",
-)
-json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for machines.")
-
-
-def _open(
-    index_path: str,
-    text_model: str | None,
-    image_model: str | None,
-    device: str | None = None,
-    create: bool = False,
-    **settings: Any,
-) -> Any:
-    from ..api import Index
-
-    base = settings_from_env(device=device, **settings)
-    return Index.open(
-        index_path, text_model=text_model, image_model=image_model, create=create, settings=base
-    )
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -148,8 +64,8 @@ def main(debug: bool) -> None:
 @main.command("index")
 @click.argument("sources", nargs=-1, required=True, type=click.Path(path_type=Path))
 @index_option
-@text_model_option
-@image_model_option
+@text_model_option()
+@image_model_option()
 @device_option
 @runtime_option
 @precision_option
@@ -220,7 +136,7 @@ def index_cmd(
       mmretrieve index ./wiki --index ./idx --text-model BAAI/bge-small-en-v1.5
       mmretrieve index ./wiki --store milvus://127.0.0.1:19530/wiki --ray auto
     """
-    index = _open(
+    index = open_index(
         index_path,
         text_model,
         image_model,
@@ -233,7 +149,7 @@ def index_cmd(
         precision=precision,
     )
     with index:
-        _warn_random(index)
+        warn(index)
         if ray_address:
             from ..distributed.ray_ingest import add_with_ray
 
@@ -259,7 +175,7 @@ def index_cmd(
                         + "\n"
                     )
         if as_json:
-            _emit_json({"report": report.as_dict(), "stats": index.stats()})
+            emit_json({"report": report.as_dict(), "stats": index.stats()})
         else:
             _print_report(report, index.stats())
     if report.skipped:
@@ -396,7 +312,7 @@ def search_cmd(
         from ..types import valid_unicode
 
         text = valid_unicode(text)
-    index = _open(index_path, None, None, device, runtime=runtime, precision=precision)
+    index = open_index(index_path, None, None, device, runtime=runtime, precision=precision)
     with index:
         result = index.search(
             text=text,
@@ -408,7 +324,7 @@ def search_cmd(
             min_score=min_score,
             filters=list(filters) or None,
         )
-        _warn_random(index)
+        warn(index)
     if as_json:
         query = {
             "text": text,
@@ -417,7 +333,7 @@ def search_cmd(
             "min_score": min_score,
             "filters": list(filters),
         }
-        _emit_json(result_dict(result, query))
+        emit_json(result_dict(result, query))
     elif min_score is not None and not result.articles and not result.hits:
         click.echo(f"Nothing relevant: no result reached --min-score {min_score:g}.")
     else:
@@ -435,11 +351,11 @@ def info_cmd(index_path: str, as_json: bool) -> None:
     Example:
       mmretrieve info --index ./idx --json
     """
-    index = _open(index_path, None, None)
+    index = open_index(index_path, None, None)
     with index:
         stats = index.stats()
     if as_json:
-        _emit_json(stats)
+        emit_json(stats)
         return
     c = stats["counts"]
     click.echo(f"Index {stats['store']}")
@@ -458,92 +374,8 @@ def info_cmd(index_path: str, as_json: bool) -> None:
     click.echo(f"  built {stats['created_at']}, updated {stats['updated_at']}")
 
 
-@main.group("models")
-def models_group() -> None:
-    """Download and inspect models."""
-
-
-@models_group.command("pull")
-@click.argument("names", nargs=-1)
-@friendly
-def models_pull(names: tuple[str, ...]) -> None:
-    """Download models into the Hugging Face cache (needs internet), so later runs work offline.
-
-    With no NAMES, pulls the defaults: BAAI/bge-small-en-v1.5 and openai/clip-vit-base-patch32.
-
-    \b
-    Example:
-      mmretrieve models pull
-      mmretrieve models pull BAAI/bge-base-en-v1.5
-    """
-    from ..config import DEFAULT_IMAGE_MODEL, DEFAULT_TEXT_MODEL
-    from ..encoders.pull import pull_models
-
-    for path in pull_models(list(names) or [DEFAULT_TEXT_MODEL, DEFAULT_IMAGE_MODEL]):
-        click.echo(str(path))
-
-
-@models_group.command("export")
-@click.argument("names", nargs=-1)
-@click.option(
-    "--out",
-    "out_dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    help="Folder to write (one model only). Default: the export cache, where "
-    "--runtime onnx finds it for the same model name.",
-)
-@click.option(
-    "--kind",
-    type=click.Choice(["text", "image"]),
-    default=None,
-    help="Model kind (default: read from config.json; CLIP = image).",
-)
-@click.option(
-    "--int8/--no-int8",
-    default=True,
-    show_default=True,
-    help="Also write int8-quantized graphs (*_int8.onnx).",
-)
-@friendly
-def models_export(
-    names: tuple[str, ...], out_dir: Path | None, kind: str | None, int8: bool
-) -> None:
-    """Export models to ONNX (fp32 and int8) for `--runtime onnx`; needs torch and onnx.
-
-    With no NAMES, exports the defaults. With --out, the folder written is a complete model
-    folder (configs, tokenizer, onnx/) that works on a machine with only the [onnx] extra:
-    pass it as --text-model / --image-model there.
-
-    \b
-    Example:
-      mmretrieve models export
-      mmretrieve models export BAAI/bge-small-en-v1.5 --out ./bge-small-onnx
-    """
-    from ..config import DEFAULT_IMAGE_MODEL, DEFAULT_TEXT_MODEL
-    from ..encoders.onnx_export import export_model
-
-    todo = list(names) or [DEFAULT_TEXT_MODEL, DEFAULT_IMAGE_MODEL]
-    if out_dir is not None and len(todo) != 1:
-        raise click.UsageError("--out takes one model; give exactly one NAME")
-    for name in todo:
-        path = export_model(
-            name, out_dir, kind=kind, int8=int8, log=lambda message: click.echo(message, err=True)
-        )
-        click.echo(str(path))
-
-
-def _register_subcommands() -> None:
-    """Commands that live in their own modules (each loads its heavy imports when run)."""
-    from .cli_eval import eval_cmd
-    from .cli_serve import serve_cmd
-    from .cli_wiki import wiki
-
-    for command in (wiki, eval_cmd, serve_cmd):
-        main.add_command(command)
-
-
-_register_subcommands()
+for command in (wiki, eval_cmd, serve_cmd, models_group):
+    main.add_command(command)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -8,36 +8,27 @@ from __future__ import annotations
 
 import json
 import tempfile
-from collections.abc import Callable
-from functools import wraps
 from pathlib import Path
-from typing import Any, TypeVar
 
 import click
 
-from ..config import ENV_IMAGE_MODEL, ENV_TEXT_MODEL
 from ..retrieval.fusion import METHODS
+from .cli_common import (
+    device_option,
+    friendly,
+    image_model_option,
+    precision_option,
+    runtime_option,
+    text_model_option,
+    warn,
+)
 
-F = TypeVar("F", bound=Callable[..., Any])
 ROUTES_HELP = (
     "Routes to score (repeatable or comma-separated): a set (all, text, image, text-passage, "
     "text-image, image-image, image-passage, dense, bm25, lexical), a family such as "
     "text->passage, or a route such as text->passage:dense. Fusions combine the chosen routes. "
     "Default: every route that finds anything."
 )
-
-
-def _friendly(func: F) -> F:
-    """The main CLI's error handling (one-line message, exit code), imported when called so that
-    this module and ``cli`` can import each other in any order."""
-
-    @wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from .cli import friendly
-
-        return friendly(func)(*args, **kwargs)
-
-    return wrapper  # type: ignore[return-value]
 
 
 @click.command("eval")
@@ -56,20 +47,10 @@ def _friendly(func: F) -> F:
     help="BEIR qrels split (default test), or Karpathy split for flickr30k/coco (default test; "
     "NAME:N keeps the first N images, e.g. test:1000).",
 )
-@click.option(
-    "--text-model",
-    envvar=ENV_TEXT_MODEL,
-    default=None,
-    help=f"Text model: Hugging Face name or local folder (env {ENV_TEXT_MODEL}). "
-    "Default: the index's own, or BAAI/bge-small-en-v1.5.",
-)
-@click.option(
-    "--image-model",
-    envvar=ENV_IMAGE_MODEL,
-    default=None,
-    help=f"CLIP model: name or local folder, or 'none' (env {ENV_IMAGE_MODEL}). Default: the "
-    "index's own; for a new index openai/clip-vit-base-patch32 when the data set has images, "
-    "else none.",
+@text_model_option("Default: the index's own, or BAAI/bge-small-en-v1.5.")
+@image_model_option(
+    "Default: the index's own; for a new index openai/clip-vit-base-patch32 when the data set "
+    "has images, else none."
 )
 @click.option(
     "--index",
@@ -130,19 +111,9 @@ def _friendly(func: F) -> F:
     default=None,
     help="Passage size in text-model tokens for a new index (default 256).",
 )
-@click.option("--device", default=None, help="torch device, e.g. cpu or cuda.")
-@click.option(
-    "--runtime",
-    type=click.Choice(["auto", "torch", "onnx", "openvino"]),
-    default=None,
-    help="Encoder runtime (env MMRETRIEVE_RUNTIME; default auto). Use torch for reference figures.",
-)
-@click.option(
-    "--precision",
-    type=click.Choice(["auto", "fp32", "bf16", "fp16", "int8"]),
-    default=None,
-    help="Encoder precision (env MMRETRIEVE_PRECISION; default auto). fp32 is the reference.",
-)
+@device_option
+@runtime_option
+@precision_option
 @click.option(
     "--progress/--no-progress",
     default=True,
@@ -150,7 +121,7 @@ def _friendly(func: F) -> F:
     help="Show progress bars on stderr.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object for machines.")
-@_friendly
+@friendly
 def eval_cmd(
     dataset: Path,
     fmt: str,
@@ -223,9 +194,7 @@ def eval_cmd(
             report = run_eval(
                 data, index, options, progress=progress and not as_json, index_s=index_s
             )
-            random = [i.get("name") for i in index.loaded_models() if i.get("random")]
-    for name in random:
-        click.echo(f"warning: model {name} has RANDOM weights; its figures mean nothing.", err=True)
+            warn(index)
     if as_json:
         click.echo(json.dumps(report.as_dict(), indent=2, ensure_ascii=False))
     else:
