@@ -228,7 +228,7 @@ def sweep(root: Path, n_queries: int, kinds: list[str]) -> dict[str, Any]:
             tbl.drop_index(ix.name)
     store._ann_fields.clear()
     out["exact"] = recall_and_latency(store, "passages", "bge", queries, truth)
-    from mmretrieve.store.lance import ann_config
+    from mmretrieve.store.lance_ann import ann_config
 
     for kind in kinds:
         t0 = time.perf_counter()

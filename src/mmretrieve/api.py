@@ -401,7 +401,7 @@ class Index:
 
     def articles(self, ids: Sequence[str]) -> dict[str, Article]:
         """The articles with these ids (text not loaded); unknown ids are left out."""
-        from .retrieval.searcher import load_articles
+        from .retrieval.records import load_articles
 
         return load_articles(self.store, ids)
 

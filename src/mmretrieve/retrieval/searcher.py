@@ -1,10 +1,10 @@
-"""One query in, one fused and grouped SearchResult out (DESIGN §6)."""
+"""One query in, one fused and grouped SearchResult out (docs/ARCHITECTURE.md)."""
 
 from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, wait
 from dataclasses import dataclass, replace
 from typing import Any
@@ -13,7 +13,7 @@ import numpy as np
 
 from ..encoders.base import ImageTextEncoder, TextEncoder, decode_image
 from ..errors import UsageError
-from ..store.base import ARTICLES, IMAGES, PASSAGES, PICTURES, Row, Store
+from ..store.base import IMAGES, PASSAGES, PICTURES, Store
 from ..types import Article, ArticleResult, Hit, ImageInput, Query, SearchResult
 from .batching import QueryEncoders
 from .calibration import Background, Null
@@ -21,6 +21,7 @@ from .filters import Condition, FilterPlan, FilterSpec, parse_filters, plan_filt
 from .fusion import Fused, fuse_explained
 from .grouping import group_by_article
 from .pictures import Picture, articles_by_picture, group_pictures, picture_of
+from .records import article_of, article_rows, drop_half_written, make_hit
 from .routes import Key, QueryVectors, Ranked, RouteRunner
 from .weights import resolve_weights
 
@@ -217,14 +218,14 @@ class Searcher:
 
         t0 = time.perf_counter()
         # One batched lookup serves both the completeness check and the grouping.
-        rows = _article_rows(self.store, (r.get("article_id") for r in runner.rows.values()))
+        rows = article_rows(self.store, (r.get("article_id") for r in runner.rows.values()))
         route_lists = drop_half_written(route_lists, runner.rows, rows)
         calibration = (
             self.background.nulls(vectors, list(route_lists))
             if options.method == "calibrated"
             else None
         )
-        articles = {id_: _article(row) for id_, row in rows.items()}
+        articles = {id_: article_of(row) for id_, row in rows.items()}
         hits, grouped = rank(
             route_lists,
             runner.rows,
@@ -271,7 +272,7 @@ def rank(
     def make(item: _Ranked) -> Hit:
         if item.hit is None:
             key = item.fused.key
-            item.hit = _hit(item.fused, item.row, per_route[key], item.article_ids)  # type: ignore[index]
+            item.hit = make_hit(item.fused, item.row, per_route[key], item.article_ids)  # type: ignore[index]
         return item.hit
 
     # Every article still counts a picture it shares with others; the flat list shows it once.
@@ -370,85 +371,3 @@ class _Ranked:
         self.contributions = fused.contributions
         self.confidence = fused.confidence
         self.section = row.get("section") or None
-
-
-def load_articles(store: Store, ids: Iterable[str]) -> dict[str, Article]:
-    """Articles by id (without their text); unknown ids are left out."""
-    return {id_: _article(row) for id_, row in _article_rows(store, ids).items()}
-
-
-def _article_rows(store: Store, ids: Iterable[str | None]) -> dict[str, Row]:
-    wanted = sorted({i for i in ids if i})
-    if not wanted:
-        return {}
-    fields = ("id", "title", "url", "license", "source", "content_hash")
-    return {r["id"]: r for r in store.get(ARTICLES, wanted, fields)}
-
-
-def _article(row: Mapping[str, Any]) -> Article:
-    return Article(
-        id=row["id"],
-        title=row["title"],
-        url=row.get("url"),
-        license=row.get("license"),
-        source=row.get("source"),
-    )
-
-
-def drop_half_written(
-    route_lists: Mapping[str, Ranked], rows: Mapping[Key, Row], articles: Mapping[str, Row]
-) -> dict[str, Ranked]:
-    """``route_lists`` without the passages of articles the indexer is still writing.
-
-    The indexer writes an article's passages first and its article row last (indexing.py), and
-    every passage carries its article's content hash. A passage whose article row is missing, or
-    holds another hash (an edit in progress), is part of a half-written article: it is dropped
-    before fusion, so a search sees each article either as last completely written or not at
-    all. Images stand on their own (an image may belong to no indexed article) and are kept.
-    """
-
-    def complete(key: Key) -> bool:
-        if key[0] != "passage":
-            return True
-        row = rows[key]
-        article = articles.get(row.get("article_id") or "")
-        return article is not None and row.get("content_hash") == article.get("content_hash")
-
-    return {name: [it for it in items if complete(it[0])] for name, items in route_lists.items()}
-
-
-def _hit(
-    fused: Fused,
-    row: Mapping[str, Any],
-    routes: Mapping[str, float],
-    article_ids: tuple[str, ...] = (),
-) -> Hit:
-    key: Key = fused.key  # type: ignore[assignment]
-    kind, id_ = key
-    common: dict[str, Any] = {
-        "contributions": dict(fused.contributions),
-        "confidence": fused.confidence,
-    }
-    if kind == "passage":
-        return Hit(
-            "passage",
-            id_,
-            row.get("article_id"),
-            fused.score,
-            dict(routes),
-            text=row.get("text"),
-            section=row.get("section"),
-            **common,
-        )
-    return Hit(
-        "image",
-        id_,
-        row.get("article_id") or None,
-        fused.score,
-        dict(routes),
-        uri=row.get("uri"),
-        caption=row.get("caption"),
-        section=row.get("section"),
-        article_ids=article_ids,
-        **common,
-    )

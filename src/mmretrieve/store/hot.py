@@ -22,7 +22,6 @@ exact search up to float rounding (tests/unit/test_hot_tables.py).
 
 from __future__ import annotations
 
-import functools
 import os
 import threading
 import time
@@ -32,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from .arrays import dot, is_text, knn, scalar_codes
 from .base import Filter, Match, Row, StoreHit
 from .bm25 import Bm25Index
 
@@ -98,7 +98,7 @@ class HotTable:
             flat = column.values.to_numpy(zero_copy_only=False)
             vectors[name] = np.ascontiguousarray(flat.reshape(len(column), dim), dtype=np.float32)
         columns = arrow.drop_columns(list(vector_fields)).combine_chunks()  # fast take()
-        codes = {name: _codes(m) for name, m in vectors.items() if len(m) >= CODES_MIN_ROWS}
+        codes = {name: scalar_codes(m) for name, m in vectors.items() if len(m) >= CODES_MIN_ROWS}
         codes = {name: c for name, c in codes.items() if c is not None}
         nbytes = int(columns.nbytes) + sum(int(v.nbytes) for v in vectors.values())
         nbytes += sum(int(c.sa_code_size()) * int(c.ntotal) for c in codes.values())
@@ -194,16 +194,16 @@ class HotTable:
         query = np.asarray(vector, dtype=np.float32).reshape(-1)
         if keep is None and field_name in self.codes:
             rows = self._candidates(field_name, query, k)
-            scores = _dot(matrix[rows], query)
+            scores = dot(matrix[rows], query)
         elif keep is None:
-            rows, scores = _knn(matrix, query, k)
+            rows, scores = knn(matrix, query, k)
         else:
             assert isinstance(keep, np.ndarray)
             rows = np.flatnonzero(keep)
             if len(rows) * GATHER_BELOW > len(matrix):  # gathering would copy more
-                scores = _dot(matrix, query)[rows]
+                scores = dot(matrix, query)[rows]
             elif len(rows):
-                found_rows, scores = _knn(matrix[rows], query, k)
+                found_rows, scores = knn(matrix[rows], query, k)
                 rows = rows[found_rows]
             else:
                 scores = np.empty(0, np.float32)
@@ -254,58 +254,6 @@ class HotTable:
         where = self.positions()
         rows = [where[i] for i in dict.fromkeys(ids) if i in where]
         return self.columns.select(fields).take(rows).to_pylist() if rows else []
-
-
-def _dot(matrix: np.ndarray, query: np.ndarray) -> np.ndarray:
-    """``matrix @ query`` without BLAS: OpenBLAS's threads keep spinning after each call and took
-    the cores from the query encoders (a text query at 100k: 60 ms with them, 34 ms without)."""
-    return np.einsum("ij,j->i", matrix, query, optimize=False)
-
-
-def _knn(matrix: np.ndarray, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Row numbers and inner products of the ``k`` best rows, by an exact scan (FAISS's, one
-    thread, no BLAS for a single query; NumPy's when faiss-cpu is not installed)."""
-    k = min(k, len(matrix))
-    faiss = _faiss()
-    if faiss is None:
-        return np.arange(len(matrix)), _dot(matrix, query)
-    scores, rows = faiss.knn(
-        query.reshape(1, -1), np.ascontiguousarray(matrix), k, metric=faiss.METRIC_INNER_PRODUCT
-    )
-    keep = rows[0] >= 0
-    return rows[0][keep].astype(np.int64), scores[0][keep].astype(np.float32)
-
-
-@functools.cache
-def _faiss() -> Any:
-    """The faiss module set to one OpenMP thread (one query per call; concurrent searches use
-    the other cores), or None without faiss-cpu."""
-    try:
-        import faiss
-    except ImportError:
-        return None
-    faiss.omp_set_num_threads(1)
-    return faiss
-
-
-def _codes(matrix: np.ndarray) -> Any:
-    """A FAISS index of ``matrix`` as 8-bit scalar codes (inner product), or None without
-    faiss-cpu."""
-    faiss = _faiss()
-    if faiss is None:
-        return None
-    index = faiss.IndexScalarQuantizer(
-        matrix.shape[1], faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT
-    )
-    index.train(matrix)
-    index.add(matrix)
-    return index
-
-
-def is_text(arrow_type: Any) -> bool:
-    import pyarrow as pa
-
-    return bool(pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type))
 
 
 def _set(event: threading.Event) -> threading.Event:
@@ -465,9 +413,3 @@ class HotTables:
                 if loaded is not None and entry.generation == generation:
                     entry.table, entry.stale = loaded, False
                 entry.idle.set()
-
-
-def vector_fields_of(arrow_schema: Any) -> list[str]:
-    import pyarrow as pa
-
-    return [f.name for f in arrow_schema if pa.types.is_fixed_size_list(f.type)]
