@@ -34,8 +34,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--limit", type=int, default=None, help="first N queries only")
     args = parser.parse_args(argv)
 
+    from mmretrieve.evaluation.building import open_eval_index
     from mmretrieve.evaluation.datasets import load_dataset
-    from mmretrieve.evaluation.runner import ARTICLE_DEPTH, collect_runs, open_eval_index
+    from mmretrieve.evaluation.runner import ARTICLE_DEPTH, collect_runs
     from mmretrieve.retrieval import weights as W
     from mmretrieve.retrieval.searcher import DEFAULT_METHOD, SearchOptions, rank
     from mmretrieve.types import Article

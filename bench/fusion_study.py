@@ -40,6 +40,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
 from mmretrieve.config import settings_from_env  # noqa: E402
+from mmretrieve.evaluation.building import open_eval_index  # noqa: E402
 from mmretrieve.evaluation.datasets import EvalDataset, EvalQuery, load_dataset  # noqa: E402
 from mmretrieve.evaluation.metrics import evaluate, has_relevant, ndcg_at_k  # noqa: E402
 from mmretrieve.evaluation.report import format_markdown  # noqa: E402
@@ -47,7 +48,6 @@ from mmretrieve.evaluation.runner import (  # noqa: E402
     FusionSetting,
     RouteRuns,
     collect_runs,
-    open_eval_index,
 )
 from mmretrieve.retrieval import weights as W  # noqa: E402
 from mmretrieve.retrieval.grouping import article_score  # noqa: E402

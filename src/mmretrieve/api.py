@@ -17,14 +17,15 @@ from .indexing import (
     IndexingOptions,
     IndexReport,
     ProgressFn,
-    drop_unused_pictures,
     sources_items,
 )
+from .indexing_options import ProgressBar
+from .opening import settings_for_existing, settings_for_new
+from .retrieval.records import IMAGE_FIELDS, image_of
 from .store import ARTICLES, IMAGES, PASSAGES, PICTURES, Store, open_store, table_schemas
-from .store.manifest import check_format, check_model, check_view, format_of, new_manifest
+from .store.manifest import format_of, new_manifest, runtime_record
+from .store.pictures import drop_unused_pictures
 from .types import Article, Image, ImageInput, Passage, Query, SearchResult
-
-NONE = "none"
 
 
 class Index:
@@ -75,9 +76,8 @@ class Index:
         ``text_encoder`` / ``image_encoder``: ready encoder objects (any implementation of the
         protocols in ``mmretrieve.encoders.base``) used instead of loading models by name.
         """
-        from .encoders.resolve import resolve_model
-
         settings = settings or settings_from_env()
+        encoders = (text_encoder, image_encoder)
         store = open_store(location)
         where = str(location)
         manifest = store.read_manifest()
@@ -85,62 +85,25 @@ class Index:
             if not create:
                 store.close()
                 raise IndexNotFoundError(f"no index at {where}; build one with `mmretrieve index`")
-            text_name = text_model or settings.text_model
-            image_name = settings.image_model if image_model is None else image_model
-            if image_name in (None, "", NONE):
-                image_name = None
-            if text_encoder is not None:
-                text_name = str(text_encoder.info["name"])
-            if image_encoder is not None:
-                image_name = str(image_encoder.info["name"])
-            if settings.clip_text_view and image_name is None:
+            try:
+                settings = settings_for_new(settings, text_model, image_model, encoders)
+            except UsageError:
                 store.close()
-                raise UsageError(
-                    "the CLIP text view of passages needs an image model; leave out "
-                    "--clip-text-view or give --image-model"
-                )
-            settings = settings.with_(
-                text_model=text_name,
-                image_model=image_name,
-                clip_text_view=bool(settings.clip_text_view and image_name),
-            )
+                raise
             index = cls(store, {}, settings, text_encoder, image_encoder)
             index._workload = "index"  # a new index is about to be filled
             index._create_manifest()
             return index
-        check_format(manifest, where)
-        view = check_view(manifest, settings.clip_text_view, where)
-        models = manifest["models"]
-        for role, given in (("text", text_model), ("image", image_model)):
-            if given is None:
-                continue
-            if given == NONE:
-                check_model(manifest, role, None, None, where)
-                continue
-            resolved = resolve_model(given, role)
-            check_model(manifest, role, given, resolved.revision, where)
-        for role, encoder in (("text", text_encoder), ("image", image_encoder)):
-            if encoder is not None:
-                info = encoder.info
-                revision = info.get("revision")
-                rev = str(revision) if revision is not None else None
-                check_model(manifest, role, str(info["name"]), rev, where)
-        image_entry = models.get("image")
-        settings = settings.with_(
-            text_model=text_model or models["text"]["name"],
-            image_model=(image_model if image_model not in (None, NONE) else None)
-            or (image_entry["name"] if image_entry else None),
-            chunk_tokens=manifest["chunking"]["max_tokens"],
-            chunk_overlap=manifest["chunking"]["overlap"],
-            clip_text_view=view,
+        settings = settings_for_existing(
+            manifest, where, settings, text_model, image_model, encoders
         )
-        if image_entry is None:
-            settings = settings.with_(image_model=None)
+        models = manifest["models"]
+        image_entry = models.get("image")
         store.ensure_tables(
             table_schemas(
                 models["text"]["dim"],
                 image_entry["dim"] if image_entry else None,
-                clip_text_view=view,
+                clip_text_view=bool(settings.clip_text_view),
                 version=format_of(manifest),
             )
         )
@@ -249,7 +212,7 @@ class Index:
         paths = [sources] if isinstance(sources, (str, Path)) else list(sources)
         self._workload = "index"  # encoders not loaded yet are chosen for batch work
         options = self.indexing_options(prune)
-        with _progress(progress) as report_progress:
+        with ProgressBar(progress) as report_progress:
             indexer = Indexer(
                 self.store, self.text_encoder, self.image_encoder, options, report_progress
             )
@@ -373,7 +336,8 @@ class Index:
                 max_side=max_side,
             )
         if max_side is not None:
-            shown = decode_image(source, None, max_pixels=0, max_bytes=None)  # a PIL image: a copy
+            # A PIL image: decoded is a copy, thumbnail() resizes the copy.
+            shown = decode_image(source, None, max_pixels=0, max_bytes=None)
             shown.thumbnail((max_side, max_side))
             return shown
         return decode_image(
@@ -409,8 +373,8 @@ class Index:
         """One indexed image's metadata (``uri`` is the indexed file), or None."""
         if not self.manifest["models"].get("image"):
             return None
-        rows = self.store.get(IMAGES, [image_id], _IMAGE_FIELDS)
-        return _image(rows[0]) if rows and rows[0]["id"] == image_id else None
+        rows = self.store.get(IMAGES, [image_id], IMAGE_FIELDS)
+        return image_of(rows[0]) if rows and rows[0]["id"] == image_id else None
 
     def article(self, article_id: str) -> tuple[Article, list[Passage], list[Image]] | None:
         """An article with all its passages (in order) and images, or None."""
@@ -425,7 +389,7 @@ class Index:
         )
         images: list[Image] = []
         if self.manifest["models"].get("image"):
-            images = [_image(r) for r in self.store.scan(IMAGES, _IMAGE_FIELDS, where)]
+            images = [image_of(r) for r in self.store.scan(IMAGES, IMAGE_FIELDS, where)]
         return found, passages, images
 
     def stats(self) -> dict[str, Any]:
@@ -455,63 +419,6 @@ class Index:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-_IMAGE_FIELDS = (
-    "id",
-    "article_id",
-    "uri",
-    "caption",
-    "alt_text",
-    "width",
-    "height",
-    "sha256",
-    "license",
-)
-
-
-def _image(row: Mapping[str, Any]) -> Image:
-    return Image(**{name: row.get(name) for name in _IMAGE_FIELDS})  # type: ignore[arg-type]
-
-
-def runtime_record(*encoders: Any) -> dict[str, Any]:
-    """What the manifest records of the runtime each encoder ran in (the last one that wrote)."""
-    record: dict[str, Any] = {}
-    for role, encoder in zip(("text", "image"), encoders, strict=False):
-        if encoder is not None:
-            info = encoder.info
-            record[role] = {k: info.get(k) for k in ("runtime", "dtype", "device")}
-    return record
-
-
-class _progress:
-    """A context giving a progress callback: tqdm on stderr for ``True``, the caller's function,
-    or nothing."""
-
-    def __init__(self, progress: bool | ProgressFn) -> None:
-        self.progress = progress
-        self.bar: Any = None
-
-    def __enter__(self) -> ProgressFn | None:
-        if callable(self.progress):
-            return self.progress
-        if not self.progress:
-            return None
-        from tqdm import tqdm
-
-        self.bar = tqdm(desc="indexing", unit=" items", dynamic_ncols=True, leave=True)
-        counts: dict[str, int] = {}
-
-        def update(what: str, n: int) -> None:
-            counts[what] = counts.get(what, 0) + n
-            self.bar.update(n)
-            self.bar.set_postfix(counts, refresh=False)
-
-        return update
-
-    def __exit__(self, *exc: object) -> None:
-        if self.bar is not None:
-            self.bar.close()
 
 
 __all__: list[str] = ["Index"]

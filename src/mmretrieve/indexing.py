@@ -1,4 +1,5 @@
-"""sources -> documents -> encoders -> store: batched, idempotent and resumable (DESIGN §2, §3).
+"""sources -> documents -> encoders -> store: batched, idempotent and resumable
+(docs/ARCHITECTURE.md).
 
 Each article is written passages first and its article row last, so the article row marks the
 article as complete: a killed run leaves at most an incomplete article without one, and the next
@@ -12,160 +13,32 @@ JPEGs are decoded at reduced scale (draft mode) just large enough for the image 
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .config import Settings
 from .documents.chunking import chunk_article
-from .documents.hashing import content_hash, file_sha256
-from .documents.images import perceptual_hash, probe_image
-from .encoders.base import ImageTextEncoder, TextEncoder, decode_image
-from .errors import BadInputError
+from .encoders.base import ImageTextEncoder, TextEncoder
+from .indexing_images import Prepared, prepare_image
+from .indexing_options import (
+    IndexingOptions,
+    IndexReport,
+    ProgressFn,
+    article_hash,
+    meta_json,
+)
 from .store.base import ARTICLES, IMAGES, PASSAGES, PICTURES, Row, Store
+from .store.pictures import drop_unused_pictures, images_without_picture
 from .types import Article, Image, Passage, Skipped
 
-ProgressFn = Callable[[str, int], None]  # (what, how many more) e.g. ("articles", 1)
-
 _FIRST_SENTENCE = re.compile(r"(?<=[.!?])\s")
-
-
-@dataclass
-class IndexReport:
-    """What one ``add`` run did. ``*_encoded`` count items sent through a model this run."""
-
-    articles_added: int = 0
-    articles_updated: int = 0
-    articles_unchanged: int = 0
-    passages_encoded: int = 0
-    images_added: int = 0
-    images_updated: int = 0
-    images_unchanged: int = 0
-    images_encoded: int = 0
-    articles_pruned: int = 0
-    images_pruned: int = 0
-    skipped: list[Skipped] = field(default_factory=list)
-    seconds: float = 0.0
-
-    def as_dict(self) -> dict[str, Any]:
-        out = {k: v for k, v in self.__dict__.items() if k != "skipped"}
-        out["skipped"] = [
-            {"path": s.path, "reason": s.reason, "kind": s.kind} for s in self.skipped
-        ]
-        return out
-
-
-@dataclass(frozen=True, slots=True)
-class IndexingOptions:
-    chunk_tokens: int = 256
-    chunk_overlap: int = 32
-    text_batch_size: int = 32
-    image_batch_size: int = 16
-    write_batch_passages: int = 512
-    write_batch_images: int = 512
-    decode_workers: int = 0  # threads decoding images; 0 = min(4, CPU count)
-    decode_ahead: int = 64  # images read or decoded ahead of the model, at most
-    max_image_pixels: int = 64_000_000
-    max_image_bytes: int = 50_000_000
-    prune: bool = False
-    clip_text_view: bool = False  # passages also get CLIP text vectors
-    # CLIP vectors of recently encoded files, by content hash: a file that several articles use
-    # (flags, logos, a photo reused across Wikipedia) is encoded once per Indexer (under Ray,
-    # once per batch of work). 2 KiB each.
-    reuse_image_vectors: int = 20_000
-    format_version: int = 4  # 3: images get a perceptual hash, articles meta; 4: pictures once
-    # Format 4: images whose picture is missing are done again (the store is read for them; a
-    # Ray worker, which sees only its batch's rows, leaves this to the driver).
-    repair_pictures: bool = True
-
-    @classmethod
-    def from_settings(
-        cls, s: Settings, prune: bool = False, *, format_version: int = 4
-    ) -> IndexingOptions:
-        return cls(
-            chunk_tokens=s.chunk_tokens,
-            chunk_overlap=s.chunk_overlap,
-            text_batch_size=s.text_batch_size,
-            image_batch_size=s.image_batch_size,
-            write_batch_passages=s.write_batch_size,
-            max_image_pixels=s.max_image_pixels,
-            max_image_bytes=s.max_image_bytes,
-            prune=prune,
-            clip_text_view=bool(s.clip_text_view),
-            format_version=format_version,
-        )
-
-
-def article_hash(article: Article, options: IndexingOptions) -> str:
-    settings = f"{options.chunk_tokens}/{options.chunk_overlap}"
-    parts = [article.title, article.text, article.url, article.license, settings]
-    if article.meta:  # (articles without meta fields keep the hash they had before them)
-        parts.append(meta_json(article))
-    return content_hash(*parts)
-
-
-def meta_json(article: Article) -> str | None:
-    """An article's meta fields as the articles table stores them (None: it has none)."""
-    if not article.meta:
-        return None
-    return json.dumps(dict(sorted(article.meta.items())), ensure_ascii=False, sort_keys=True)
-
-
-def image_hash(sha256: str, image: Image) -> str:
-    parts = [sha256, image.article_id, image.caption, image.alt_text, image.license]
-    if image.section:  # (images without a section keep the hash they had before sections)
-        parts.append(image.section)
-    return content_hash(*parts)
-
-
-@dataclass(frozen=True, slots=True)
-class _Prepared:
-    """What a decode worker hands back for one image: a skip reason, "unchanged", or pixels."""
-
-    skip: str | None = None
-    unchanged: bool = False
-    sha: str = ""
-    digest: str = ""
-    width: int = 0
-    height: int = 0
-    picture: Any = None
-    phash: int | None = None
-
-
-def _prepare_image(
-    image: Image, previous: str | None, options: IndexingOptions, encoder: object
-) -> _Prepared:
-    """Hash, and unless unchanged, decode one image (runs in a worker thread)."""
-    try:
-        sha = file_sha256(image.uri)
-    except OSError as exc:
-        return _Prepared(skip=f"cannot read image: {exc.strerror or exc}")
-    digest = image_hash(sha, image)
-    if previous == digest:
-        return _Prepared(unchanged=True)
-    try:
-        width, height, _ = probe_image(image.uri)
-        picture = decode_image(
-            image.uri,
-            encoder,
-            max_pixels=options.max_image_pixels,
-            max_bytes=options.max_image_bytes,
-        )
-    except BadInputError as exc:
-        return _Prepared(skip=str(exc))
-    phash = perceptual_hash(picture) if options.format_version >= 3 else None
-    return _Prepared(
-        sha=sha, digest=digest, width=width, height=height, picture=picture, phash=phash
-    )
 
 
 def _title_text(article: Article) -> str:
@@ -198,7 +71,7 @@ class Indexer:
         self._pending_passages = 0
         self._pending_images: list[tuple[Image, str, Any]] = []
         self._image_rows: list[Row] = []
-        self._decoding: deque[tuple[Image, Future[_Prepared]]] = deque()
+        self._decoding: deque[tuple[Image, Future[Prepared]]] = deque()
         self._pool: ThreadPoolExecutor | None = None
         self._seen_articles: set[str] = set()
         self._seen_images: set[str] = set()
@@ -353,7 +226,7 @@ class Indexer:
             workers = self.options.decode_workers or min(4, os.cpu_count() or 1)
             self._pool = ThreadPoolExecutor(workers, thread_name_prefix="mmretrieve-decode")
         previous = self._image_hashes.get(image.id)
-        future = self._pool.submit(_prepare_image, image, previous, self.options, self.clip)
+        future = self._pool.submit(prepare_image, image, previous, self.options, self.clip)
         self._decoding.append((image, future))
         while len(self._decoding) > max(1, self.options.decode_ahead):
             self._take_image()
@@ -519,28 +392,6 @@ class Indexer:
             if gone_images:
                 self.store.delete(IMAGES, ids=gone_images)
                 self.report.images_pruned = len(gone_images)
-
-
-def images_without_picture(store: Store, pictures: set[str] | None = None) -> set[str]:
-    """Format 4: the image rows whose picture is not stored (a run killed between writing the
-    uses and their picture); ``pictures``: the stored picture ids, when already read."""
-    if pictures is None:
-        pictures = {str(r["id"]) for r in store.scan(PICTURES, ["id"])}
-    rows = store.scan(IMAGES, ["id", "sha256"])
-    return {str(r["id"]) for r in rows if str(r.get("sha256") or "") not in pictures}
-
-
-def drop_unused_pictures(store: Store) -> int:
-    """Format 4: delete the pictures no image row uses any more (after deletes, prunes and file
-    changes); how many. Pictures are read before uses, the reverse of the order writers write
-    them in (``Indexer._write_images``), so a picture whose first uses are being written by
-    another writer is never taken for unused."""
-    pictures = [str(r["id"]) for r in store.scan(PICTURES, ["id"])]
-    used = {str(r["sha256"]) for r in store.scan(IMAGES, ["sha256"]) if r.get("sha256")}
-    unused = sorted(p for p in pictures if p not in used)
-    if unused:
-        store.delete(PICTURES, ids=unused)
-    return len(unused)
 
 
 def _caption_text(image: Image) -> str:

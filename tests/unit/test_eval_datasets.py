@@ -13,13 +13,13 @@ from PIL import Image as PILImage
 
 from fakes import FakeClipEncoder, FakeTextEncoder
 from mmretrieve import Index, UsageError
+from mmretrieve.evaluation.building import build_index
 from mmretrieve.evaluation.datasets import detect_format, load_dataset, read_qrels
 from mmretrieve.evaluation.metrics import METRICS
 from mmretrieve.evaluation.report import format_report
 from mmretrieve.evaluation.runner import (
     DEFAULT_NAME,
     EvalOptions,
-    build_index,
     parse_routes,
     run_eval,
 )

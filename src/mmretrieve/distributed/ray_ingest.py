@@ -28,11 +28,11 @@ from ..indexing import (
     IndexingOptions,
     IndexReport,
     ProgressFn,
-    drop_unused_pictures,
-    images_without_picture,
     sources_items,
 )
+from ..indexing_options import ProgressBar
 from ..store.base import ARTICLES, IMAGES, PASSAGES, Filter, Row, Store, StoreHit, TableSchema
+from ..store.pictures import drop_unused_pictures, images_without_picture
 from ..types import Article, Image, Skipped
 
 if TYPE_CHECKING:
@@ -320,14 +320,12 @@ def add_with_ray(
     import datetime as _dt
     from functools import partial
 
-    from ..api import _progress
-
     paths = [sources] if isinstance(sources, (str, Path)) else list(sources)
     s = index.settings
     options = index.indexing_options(prune)
     factory = encoders or partial(encoders_from_settings, s)
     has_images = bool(index.manifest["models"].get("image"))
-    with _progress(progress) as report_progress:
+    with ProgressBar(progress) as report_progress:
         report = ray_index(
             index.store,
             factory,

@@ -160,9 +160,10 @@ def eval_cmd(
       mmretrieve eval path/to/flickr30k --format flickr30k --split test
     """
     from ..config import settings_from_env
+    from ..evaluation.building import open_eval_index
     from ..evaluation.datasets import load_dataset
     from ..evaluation.report import format_report
-    from ..evaluation.runner import EvalOptions, open_eval_index, parse_routes, run_eval
+    from ..evaluation.runner import EvalOptions, parse_routes, run_eval
     from ..retrieval.weights import parse_weights, resolve_weights
 
     data = load_dataset(dataset, fmt, split)

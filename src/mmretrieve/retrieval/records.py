@@ -6,7 +6,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ..store.base import ARTICLES, Row, Store
-from ..types import Article, Hit
+from ..types import Article, Hit, Image
 from .fusion import Fused
 from .routes import Key, Ranked
 
@@ -91,3 +91,20 @@ def make_hit(
         article_ids=article_ids,
         **common,
     )
+
+
+IMAGE_FIELDS = (
+    "id",
+    "article_id",
+    "uri",
+    "caption",
+    "alt_text",
+    "width",
+    "height",
+    "sha256",
+    "license",
+)
+
+
+def image_of(row: Mapping[str, Any]) -> Image:
+    return Image(**{name: row.get(name) for name in IMAGE_FIELDS})  # type: ignore[arg-type]

@@ -114,3 +114,13 @@ def check_model(
             f"(revision {built.get('revision')}), not {name!r} (revision {revision}). "
             f"Open it with the same model, or build a new index with {flag} {name}."
         )
+
+
+def runtime_record(*encoders: Any) -> dict[str, Any]:
+    """What the manifest records of the runtime each encoder ran in (the last one that wrote)."""
+    record: dict[str, Any] = {}
+    for role, encoder in zip(("text", "image"), encoders, strict=False):
+        if encoder is not None:
+            info = encoder.info
+            record[role] = {k: info.get(k) for k in ("runtime", "dtype", "device")}
+    return record
