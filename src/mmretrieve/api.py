@@ -7,7 +7,7 @@ import datetime as _dt
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .config import Settings, settings_from_env
 from .encoders.base import ImageTextEncoder, TextEncoder
@@ -26,6 +26,9 @@ from .store import ARTICLES, IMAGES, PASSAGES, PICTURES, Store, open_store, tabl
 from .store.manifest import format_of, new_manifest, runtime_record
 from .store.pictures import drop_unused_pictures
 from .types import Article, Image, ImageInput, Passage, Query, SearchResult
+
+if TYPE_CHECKING:
+    from .retrieval.searcher import Searcher
 
 
 class Index:
@@ -47,9 +50,9 @@ class Index:
         self.store = store
         self.manifest = manifest
         self.settings = settings
-        self._text_encoder: Any = text_encoder
-        self._image_encoder: Any = image_encoder
-        self._searcher: Any = None
+        self._text_encoder: TextEncoder | None = text_encoder
+        self._image_encoder: ImageTextEncoder | None = image_encoder
+        self._searcher: Searcher | None = None
         # What runtime="auto" optimises the encoders for when they are first loaded.
         self._workload = "query"
         # Searches from many threads (a server) load each model and the searcher once.
@@ -151,8 +154,8 @@ class Index:
         return value
 
     @property
-    def text_encoder(self) -> Any:
-        def load() -> Any:
+    def text_encoder(self) -> TextEncoder:
+        def load() -> TextEncoder:
             from .encoders import load_text_encoder
 
             return load_text_encoder(
@@ -167,12 +170,12 @@ class Index:
         return self._once("_text_encoder", load)
 
     @property
-    def image_encoder(self) -> Any:
+    def image_encoder(self) -> ImageTextEncoder | None:
         model = self.settings.image_model
         if not model:
             return self._image_encoder
 
-        def load() -> Any:
+        def load() -> ImageTextEncoder:
             from .encoders import load_image_encoder
 
             return load_image_encoder(
@@ -262,8 +265,8 @@ class Index:
 
     # -- reading ----------------------------------------------------------------------------
     @property
-    def searcher(self) -> Any:
-        def make() -> Any:
+    def searcher(self) -> Searcher:
+        def make() -> Searcher:
             from .retrieval.searcher import Searcher
 
             return Searcher(

@@ -1,4 +1,4 @@
-"""Frozen dataclasses that cross every boundary (DESIGN §3)."""
+"""Frozen dataclasses that cross every boundary (docs/ARCHITECTURE.md, "Data model")."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""Scale-out helpers (DESIGN §7): ingestion on a Ray cluster. Importing this package imports no
-Ray; ``pip install 'mmretrieve[ray]'`` provides it."""
+"""Scale-out helpers (docs/SCALING.md): ingestion on a Ray cluster. Importing this package
+imports no Ray; ``pip install 'mmretrieve[ray]'`` provides it."""
 
 from __future__ import annotations
 

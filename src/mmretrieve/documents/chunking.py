@@ -1,4 +1,5 @@
-"""Split an article into passages sized by the text model's tokenizer (DESIGN §3).
+"""Split an article into passages sized by the text model's tokenizer (docs/ARCHITECTURE.md,
+"Indexing").
 
 Passages follow sentences where they can and never span two sections. Token counts come from the
 caller's tokenizer, in batches, so a multi-megabyte article is chunked in bounded memory. Counts

@@ -1,4 +1,4 @@
-"""Content hashes that make re-indexing idempotent (DESIGN §3)."""
+"""Content hashes that make re-indexing idempotent (docs/ARCHITECTURE.md, "Indexing")."""
 
 from __future__ import annotations
 

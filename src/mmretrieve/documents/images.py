@@ -1,4 +1,5 @@
-"""Decode images safely into RGB for the image encoder (DESIGN §9: bombs, truncation, odd modes).
+"""Decode images safely into RGB for the image encoder (bombs, truncation, odd modes:
+docs/RELIABILITY.md).
 
 Pillow is imported inside the functions so that importing this module (for the extension sets)
 stays cheap.

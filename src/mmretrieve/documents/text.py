@@ -1,4 +1,4 @@
-"""Decode text files whatever their encoding, and refuse binary data (DESIGN §9)."""
+"""Decode text files whatever their encoding, and refuse binary data (docs/RELIABILITY.md)."""
 
 from __future__ import annotations
 

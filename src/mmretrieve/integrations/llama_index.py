@@ -1,4 +1,5 @@
-"""LlamaIndex integration (DESIGN §8): a retriever over an mmretrieve index, and embedding adapters.
+"""LlamaIndex integration (docs/LLAMAINDEX.md): a retriever over an mmretrieve index, and
+embedding adapters.
 
 Import this module only when you use it; it needs ``pip install 'mmretrieve[llamaindex]'``.
 

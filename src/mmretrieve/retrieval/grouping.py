@@ -1,4 +1,4 @@
-"""Rolling fused items up to their articles (DESIGN §6)."""
+"""Rolling fused items up to their articles (docs/ARCHITECTURE.md, "A search")."""
 
 from __future__ import annotations
 

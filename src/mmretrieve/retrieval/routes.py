@@ -1,5 +1,6 @@
-"""The retrieval routes of DESIGN §6. Each returns a ranked list of (key, raw score) where a key is
-``("passage" | "image", id)``; the rows they read are kept for building hits afterwards.
+"""The retrieval routes (docs/ARCHITECTURE.md, "A search"). Each returns a ranked list of
+(key, raw score) where a key is ``("passage" | "image", id)``; the rows they read are kept for
+building hits afterwards.
 
 The routes of one query run at once on a small shared thread pool: each is one or a few store
 calls that spend their time outside the GIL (Lance's Rust, a Milvus RPC), so where cores are
@@ -229,8 +230,8 @@ class RouteRunner:
         return self._passages_of({h.id: h.score for h in top}, q.clip_image)
 
     def image_passage_votes(self, q: QueryVectors, image_hits: Ranked) -> Ranked:
-        """The articles of the best matching images vote for their passages (DESIGN §6). A
-        passage's raw score is the image->image score of its article's best picture, so it reads
+        """The articles of the best matching images vote for their passages. A passage's raw
+        score is the image->image score of its article's best picture, so it reads
         on the same scale as image->image (calibration.SPACES)."""
         assert q.clip_image is not None
         votes: dict[str, float] = {}
@@ -291,7 +292,7 @@ class RouteRunner:
         Results, statuses and errors are the same either way, keys in the same order."""
         status: dict[str, str] = {}
         jobs: list[tuple[str, Future[Ranked]]] = []
-        concurrent = getattr(self.store, "concurrent_reads", True)
+        concurrent = self.store.concurrent_reads
         submit: Callable[..., Future[Ranked]] = _route_pool().submit if concurrent else _now
 
         def want(name: str, ok: bool, reason: str) -> bool:

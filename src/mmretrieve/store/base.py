@@ -1,5 +1,5 @@
 """The Store protocol every backend implements, and the backend-neutral table schemas
-(DESIGN §5, §7).
+(docs/ARCHITECTURE.md, "The index").
 
 A filter is a mapping of scalar field name to a value (equality), a list of values (membership)
 or a :class:`Match` (membership, prefixes, negation, nulls); several entries must all hold.
@@ -78,6 +78,9 @@ class Store(Protocol):
     """What the indexer and the searcher need from a vector store."""
 
     uri: str
+    # Whether reads may run at once from several threads (a search runs its routes in a pool
+    # when they may, one after another when not).
+    concurrent_reads: bool
 
     @property
     def supports_text_search(self) -> bool:
@@ -145,13 +148,13 @@ class Store(Protocol):
 def table_schemas(
     text_dim: int, clip_dim: int | None, *, clip_text_view: bool, version: int = 4
 ) -> list[TableSchema]:
-    """The tables of DESIGN §5. Without an image model, CLIP vectors and images are absent;
-    passages carry a CLIP text vector only with ``clip_text_view``. From index format
-    ``version`` 3, images carry a perceptual hash (``phash``, int64) and the article section
-    they are placed in, and articles the other fields their source gave (``meta``, a JSON
-    object of strings). From version 4, a picture is stored once however many articles use it:
-    ``pictures`` holds one row per distinct file (id: its sha256) with its CLIP vector, and an
-    ``images`` row is one use of it (article, caption, section, licence)."""
+    """The tables of an index (docs/ARCHITECTURE.md). Without an image model, CLIP vectors and
+    images are absent; passages carry a CLIP text vector only with ``clip_text_view``. From
+    index format ``version`` 3, images carry a perceptual hash (``phash``, int64) and the
+    article section they are placed in, and articles the other fields their source gave
+    (``meta``, a JSON object of strings). From version 4, a picture is stored once however many
+    articles use it: ``pictures`` holds one row per distinct file (id: its sha256) with its
+    CLIP vector, and an ``images`` row is one use of it (article, caption, section, licence)."""
     passage_vectors = {"bge": text_dim}
     if clip_dim and clip_text_view:
         passage_vectors["clip_text"] = clip_dim

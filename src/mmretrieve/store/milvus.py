@@ -1,4 +1,4 @@
-"""The distributed store: the three tables as Milvus collections, through pymilvus (DESIGN §7).
+"""The distributed store: the tables as Milvus collections, through pymilvus (docs/SCALING.md).
 
 ``milvus://HOST:PORT/NAME`` talks to a standalone server or a cluster, ``milvus-lite://FILE.db``
 to Milvus Lite. NAME prefixes the collections (``NAME_passages``, ``NAME_images``,
@@ -62,6 +62,8 @@ INDEX_WAIT_S = 3600  # optimize() waits at most this long for index builds
 
 class MilvusStore:
     """Milvus collections; every read is strongly consistent with the writes before it."""
+
+    concurrent_reads = True
 
     def __init__(
         self,
