@@ -1,4 +1,4 @@
-"""Corpora on disk -> Article / Image / Skipped items (DESIGN §2, first stage).
+"""Corpora on disk -> Article / Image / Skipped items (docs/ARCHITECTURE.md, "Indexing", step 1).
 
 ``open_source(path)`` picks the layout: a folder with ``corpus.jsonl`` or a ``.jsonl`` file ->
 "jsonl"; a folder with article subfolders -> "folder"; any other folder -> "flat". Asking for
