@@ -5,10 +5,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import UsageError
 from .datasets import EvalDataset
+
+if TYPE_CHECKING:
+    from ..api import Index
 
 
 def needs_image_model(dataset: EvalDataset) -> bool:
@@ -16,7 +19,7 @@ def needs_image_model(dataset: EvalDataset) -> bool:
 
 
 def build_index(
-    index: Any, dataset: EvalDataset, progress: Callable[[str, int], None] | None = None
+    index: Index, dataset: EvalDataset, progress: Callable[[str, int], None] | None = None
 ) -> Any:
     """Write the data set's articles and images into ``index`` (ids kept as they are)."""
     from ..indexing import Indexer

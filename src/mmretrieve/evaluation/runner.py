@@ -26,7 +26,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -40,6 +40,9 @@ from ..types import Article
 from .datasets import EvalDataset, EvalQuery
 from .metrics import dedupe, evaluate
 from .report import EvalReport
+
+if TYPE_CHECKING:
+    from ..api import Index
 
 DEFAULT_DEPTH = 100  # candidates per route at the flat level: Recall@100 needs at least 100
 ARTICLE_DEPTH = MIN_DEPTH  # at the article level: what a search with k = 10 fetches
@@ -164,7 +167,7 @@ def _batches(n: int, size: int) -> list[slice]:
 
 
 def encode_queries(
-    index: Any, queries: Sequence[EvalQuery], batch_size: int = DEFAULT_BATCH
+    index: Index, queries: Sequence[EvalQuery], batch_size: int = DEFAULT_BATCH
 ) -> list[QueryVectors]:
     """Every query encoded once per model, in batches."""
     text_idx = [i for i, q in enumerate(queries) if q.text and q.text.strip()]
@@ -184,6 +187,7 @@ def encode_queries(
     if image_idx and clip is None:
         raise UsageError("the data set has image queries, but the index has no image model")
     for part in _batches(len(image_idx), batch_size):
+        assert clip is not None
         pictures = [index.decode_image(str(queries[i].image)) for i in image_idx[part]]
         vectors = clip.encode_images(pictures)
         for j, i in enumerate(image_idx[part]):
@@ -200,7 +204,7 @@ def encode_queries(
 
 
 def collect_runs(
-    index: Any,
+    index: Index,
     queries: Sequence[EvalQuery],
     routes: Sequence[str],
     *,
@@ -341,7 +345,7 @@ class EvalOptions:
 
 def run_eval(
     dataset: EvalDataset,
-    index: Any,
+    index: Index,
     options: EvalOptions = EvalOptions(),
     *,
     progress: bool = False,

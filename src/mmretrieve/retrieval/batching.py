@@ -19,7 +19,10 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+if TYPE_CHECKING:
+    from ..encoders.base import ImageTextEncoder, TextEncoder
 
 T = TypeVar("T")
 
@@ -28,7 +31,7 @@ class Batcher(Generic[T]):
     """``submit(item)`` -> a Future of ``fn([item, ...])[i]``, batched with what else waits; a
     Future answered holds ``finished_at`` (``time.perf_counter()`` when its batch ended)."""
 
-    def __init__(self, fn: Callable[[Sequence[T]], Sequence[Any]], max_batch: int, name: str):
+    def __init__(self, fn: Callable[[Sequence[T]], Any], max_batch: int, name: str):
         self.fn = fn
         self.max_batch = max(1, int(max_batch))
         self.name = name
@@ -108,7 +111,7 @@ class QueryEncoders:
     TEXT_BATCH = 32
     IMAGE_BATCH = 8  # a batch of images takes long: later queries wait for at most this many
 
-    def __init__(self, text_encoder: Any, image_encoder: Any) -> None:
+    def __init__(self, text_encoder: TextEncoder, image_encoder: ImageTextEncoder | None) -> None:
         self.text: Batcher[str] = Batcher(text_encoder.encode_queries, self.TEXT_BATCH, "bge")
         self.clip_text: Batcher[str] | None = None
         self.image: Batcher[Any] | None = None
