@@ -28,7 +28,7 @@ sys.path.insert(0, str(REPO))
 
 from tests.wiki_server import export_xml  # noqa: E402
 
-from mmretrieve.sources.wiki_dump import DumpReader, ingest_dump  # noqa: E402
+from mmretrieve.wiki.dump import DumpReader, ingest_dump  # noqa: E402
 
 _TEXT = (
     "the of and in to a was is for on as by with he that at from his it an were are which "

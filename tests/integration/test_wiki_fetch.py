@@ -24,12 +24,12 @@ from tests.wiki_server import (  # noqa: E402
 
 from mmretrieve.errors import MMRetrieveError  # noqa: E402
 from mmretrieve.interfaces.cli_wiki import wiki  # noqa: E402
-from mmretrieve.sources import wiki_http  # noqa: E402
-from mmretrieve.sources.wiki_api import WikiSite, fetch_titles  # noqa: E402
-from mmretrieve.sources.wiki_dump import ingest_dump  # noqa: E402
-from mmretrieve.sources.wiki_http import HttpSettings, PoliteClient, retry_after_seconds  # noqa: E402
-from mmretrieve.sources.wiki_images import FileInfo, ImageRules  # noqa: E402
-from mmretrieve.sources.wiki_output import folder_name, read_json, read_jsonl, sha256_file  # noqa: E402
+from mmretrieve.wiki import http as wiki_http  # noqa: E402
+from mmretrieve.wiki.api import WikiSite, fetch_titles  # noqa: E402
+from mmretrieve.wiki.dump import ingest_dump  # noqa: E402
+from mmretrieve.wiki.http import HttpSettings, PoliteClient, retry_after_seconds  # noqa: E402
+from mmretrieve.wiki.images import FileInfo, ImageRules  # noqa: E402
+from mmretrieve.wiki.output import folder_name, read_json, read_jsonl, sha256_file  # noqa: E402
 
 CONTACT = "tests@example.org"
 

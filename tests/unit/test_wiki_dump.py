@@ -16,9 +16,9 @@ from tests.wiki_server import export_xml  # noqa: E402
 
 from mmretrieve.errors import BadInputError, UsageError  # noqa: E402
 from mmretrieve.interfaces.cli_wiki import wiki  # noqa: E402
-from mmretrieve.sources.wiki_dump import DumpReader, ingest_dump  # noqa: E402
-from mmretrieve.sources.wiki_output import folder_name, image_file_name, read_json, read_jsonl  # noqa: E402
-from mmretrieve.sources.wiki_text import convert_wikitext  # noqa: E402
+from mmretrieve.wiki.dump import DumpReader, ingest_dump  # noqa: E402
+from mmretrieve.wiki.output import folder_name, image_file_name, read_json, read_jsonl  # noqa: E402
+from mmretrieve.wiki.text import convert_wikitext  # noqa: E402
 
 BATMAN = """{{Short description|Fictional superhero}}
 {{Use mdy dates|date=May 2024}}
@@ -133,7 +133,7 @@ def test_template_heavy_page() -> None:
 
 
 def test_file_link_without_caption_and_localised_namespace() -> None:
-    from mmretrieve.sources.wiki_text import Namespaces
+    from mmretrieve.wiki.text import Namespaces
 
     conv = convert_wikitext("[[Datei:Bild.jpg|mini|200px]] Text.", Namespaces(frozenset({"datei"})))
     assert conv.refs[0].title == "File:Bild.jpg" and conv.refs[0].caption is None

@@ -5,29 +5,16 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable
-from functools import wraps
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
 from ..errors import MMRetrieveError, UsageError
+from .cli_common import friendly
 
 F = TypeVar("F", bound=Callable[..., Any])
 ENV_CONTACT = "MMRETRIEVE_WIKI_CONTACT"
-
-
-def _friendly(func: F) -> F:
-    """The main CLI's error handling (one-line message, exit code 1 or 2), imported when called
-    so that this module and ``cli`` can import each other in any order."""
-
-    @wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from .cli import friendly
-
-        return friendly(func)(*args, **kwargs)
-
-    return wrapper  # type: ignore[return-value]
 
 
 def _options(*decorators: Callable[[F], F]) -> Callable[[F], F]:
@@ -138,7 +125,7 @@ _output_options = _options(
 
 
 def _rules(kw: dict[str, Any]) -> Any:
-    from ..sources.wiki_images import DEFAULT_SKIP_PATTERNS, ImageRules
+    from ..wiki.images import DEFAULT_SKIP_PATTERNS, ImageRules
 
     base = () if kw.pop("no_default_skips") else DEFAULT_SKIP_PATTERNS
     return ImageRules(
@@ -153,7 +140,7 @@ def _rules(kw: dict[str, Any]) -> Any:
 
 
 def _http(kw: dict[str, Any]) -> Any:
-    from ..sources.wiki_http import HttpSettings
+    from ..wiki.http import HttpSettings
 
     return HttpSettings(
         user_agent=kw.pop("user_agent"),
@@ -229,7 +216,7 @@ def wiki() -> None:
 @_image_options
 @_http_options
 @_output_options
-@_friendly
+@friendly
 def fetch_cmd(titles: tuple[str, ...], titles_file: Path | None, out: Path, **kw: Any) -> None:
     """Fetch articles by title, with their images, captions and licences.
 
@@ -242,7 +229,7 @@ def fetch_cmd(titles: tuple[str, ...], titles_file: Path | None, out: Path, **kw
       mmretrieve wiki fetch "Batman" "Vincent van Gogh" "San Francisco" --out ./wiki
       mmretrieve wiki fetch --titles-file titles.txt --out ./wiki --max-images 20 --lang en
     """
-    from ..sources.wiki_api import WikiSite, fetch_titles
+    from ..wiki.api import WikiSite, fetch_titles
 
     wanted = list(titles)
     if titles_file is not None:
@@ -269,7 +256,7 @@ def fetch_cmd(titles: tuple[str, ...], titles_file: Path | None, out: Path, **kw
 @_image_options
 @_http_options
 @_output_options
-@_friendly
+@friendly
 def fetch_images_cmd(folder: Path, **kw: Any) -> None:
     """Download the images a dump recorded in image_refs.jsonl, with their captions.
 
@@ -281,8 +268,8 @@ def fetch_images_cmd(folder: Path, **kw: Any) -> None:
       mmretrieve wiki dump enwiki-latest-pages-articles1.xml.bz2 --out ./wiki --limit 1000
       mmretrieve wiki fetch-images ./wiki --max-images 5
     """
-    from ..sources.wiki_api import WikiSite
-    from ..sources.wiki_refs import fetch_images
+    from ..wiki.api import WikiSite
+    from ..wiki.refs import fetch_images
 
     as_json, no_progress = kw.pop("as_json"), kw.pop("no_progress")
     site = WikiSite(kw.pop("lang"), kw.pop("base_url"))
@@ -317,7 +304,7 @@ def fetch_images_cmd(folder: Path, **kw: Any) -> None:
     help="Processes converting wikitext. Default: CPU cores minus one (1 to 4).",
 )
 @_output_options
-@_friendly
+@friendly
 def dump_cmd(
     dump_file: Path,
     out: Path,
@@ -337,7 +324,7 @@ def dump_cmd(
     Example:
       mmretrieve wiki dump enwiki-latest-pages-articles1.xml.bz2 --out ./wiki --limit 10000
     """
-    from ..sources.wiki_dump import ingest_dump
+    from ..wiki.dump import ingest_dump
 
     if workers is None:
         workers = max(1, min(4, (os.cpu_count() or 1) - 1))  # a core stays for reading/writing

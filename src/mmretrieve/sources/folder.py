@@ -23,12 +23,16 @@ from .base import (
     walk_files,
 )
 
-ARTICLE_FILES = ("article.txt", "article.md")  # the first present wins
+# The layout's file names, defined here once; the Wikipedia writer (mmretrieve.wiki) imports them.
+ARTICLE_FILE = "article.txt"
+ARTICLE_MD_FILE = "article.md"
+ARTICLE_FILES = (ARTICLE_FILE, ARTICLE_MD_FILE)  # the first present wins
 META_FILE = "meta.json"
 IMAGES_FILE = "images.jsonl"
-_OWN_FILES = frozenset((*ARTICLE_FILES, META_FILE, IMAGES_FILE))
-# Other JSON files beside the article are metadata sidecars (the wiki dump writes
-# image_refs.jsonl, for one), not content to report one by one.
+REFS_FILE = "image_refs.jsonl"
+"""Images an article references but that are not downloaded yet (written by ``wiki dump``)."""
+_OWN_FILES = frozenset((*ARTICLE_FILES, META_FILE, IMAGES_FILE, REFS_FILE))
+# Other JSON files beside the article are metadata sidecars, not content to report one by one.
 _SIDECAR_SUFFIXES = (".json", ".jsonl")
 
 
@@ -74,7 +78,9 @@ class FolderSource(Source):
             yield Skipped(str(folder), "folder disappeared during the run", "article")
             return
         if article_file is None:
-            yield Skipped(str(folder), "no article.txt or article.md in this folder", "article")
+            yield Skipped(
+                str(folder), f"no {ARTICLE_FILE} or {ARTICLE_MD_FILE} in this folder", "article"
+            )
             return
         meta = _read_meta(folder / META_FILE)
         if isinstance(meta, Skipped):
@@ -110,9 +116,9 @@ def _read_meta(path: Path) -> dict[str, Any] | Skipped:
     except OSError as exc:
         return Skipped(str(path), f"cannot read: {exc.strerror or exc}", "article")
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        return Skipped(str(path), f"bad meta.json: {exc}", "article")
+        return Skipped(str(path), f"bad {META_FILE}: {exc}", "article")
     if not isinstance(meta, dict):
-        return Skipped(str(path), "bad meta.json: expected a JSON object", "article")
+        return Skipped(str(path), f"bad {META_FILE}: expected a JSON object", "article")
     return meta
 
 

@@ -1,4 +1,5 @@
-"""The folder-per-article layout that `wiki fetch` and `wiki dump` write for the folder source.
+"""Writes the folder-per-article layout that :mod:`mmretrieve.sources.folder` reads and defines
+(its file names come from there), for `wiki fetch` and `wiki dump`.
 
 ```
 <out>/<folder>/article.txt       plain text, headings kept as "== Heading ==" lines
@@ -26,12 +27,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+# The file names belong to the layout, which the folder source defines.
+from ..sources.folder import ARTICLE_FILE, IMAGES_FILE, META_FILE, REFS_FILE
+
 TEXT_LICENSE = "CC BY-SA 4.0"
 TEXT_LICENSE_URL = "https://creativecommons.org/licenses/by-sa/4.0/"
-ARTICLE_FILE = "article.txt"
-META_FILE = "meta.json"
-IMAGES_FILE = "images.jsonl"
-REFS_FILE = "image_refs.jsonl"
 PARTIAL_SUFFIX = ".partial"
 
 _UNSAFE = re.compile(r"[^\w\-.(),]+", re.UNICODE)

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import MMRetrieveError
-from .wiki_api import (
+from ..sources.folder import REFS_FILE
+from .api import (
     BATCH,
     FetchReport,
     TitleReport,
@@ -23,10 +24,10 @@ from .wiki_api import (
     imageinfo_params,
     run_parallel,
 )
-from .wiki_http import HttpSettings, PoliteClient
-from .wiki_images import Candidate, FileInfo, ImageRules, collect_images
-from .wiki_output import REFS_FILE, ArticleFolder, sha256_bytes
-from .wiki_text import ImageRef
+from .http import HttpSettings, PoliteClient
+from .images import Candidate, FileInfo, ImageRules, collect_images
+from .output import ArticleFolder, sha256_bytes
+from .text import ImageRef
 
 
 @dataclass

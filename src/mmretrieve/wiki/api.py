@@ -7,7 +7,7 @@ Calls used (all ``formatversion=2``, ``maxlag=5``):
   content&rvslots=main`` (the plain-text extract keeps ``== Heading ==`` lines; the wikitext gives
   the captions the article puts under its images);
 - its images: ``generator=images&prop=imageinfo&iiprop=url|size|mime|extmetadata&iiurlwidth=N``;
-- ``wiki fetch-images`` (:mod:`.wiki_refs`): ``titles=File:...&prop=imageinfo`` for references a
+- ``wiki fetch-images`` (:mod:`.refs`): ``titles=File:...&prop=imageinfo`` for references a
   dump recorded.
 """
 
@@ -21,16 +21,16 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import MMRetrieveError
-from .wiki_http import HttpSettings, PoliteClient
-from .wiki_images import EXTMETADATA, Candidate, FileInfo, ImageRules, collect_images
-from .wiki_output import (
+from .http import HttpSettings, PoliteClient
+from .images import EXTMETADATA, Candidate, FileInfo, ImageRules, collect_images
+from .output import (
     ArticleFolder,
     article_id,
     base_meta,
     canonical_title,
     folder_name,
 )
-from .wiki_text import Namespaces, convert_wikitext, tidy_text
+from .text import Namespaces, convert_wikitext, tidy_text
 
 BATCH = 50  # titles per API request (the limit for clients without the apihighlimits right)
 OK_STATUSES = ("fetched", "updated", "unchanged")

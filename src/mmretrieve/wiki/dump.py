@@ -2,7 +2,7 @@
 
 The dump is read with ``xml.etree.ElementTree.iterparse`` and every page is cleared once used, so
 memory stays flat however big the dump is. Each article (namespace 0, not a redirect) becomes a
-folder (see :mod:`.wiki_output`) whose ``image_refs.jsonl`` lists the images the article shows with
+folder (see :mod:`.output`) whose ``image_refs.jsonl`` lists the images the article shows with
 their captions; ``wiki fetch-images`` downloads them later. Wikitext conversion can run in worker
 processes (``workers``), batch by batch, in order.
 """
@@ -23,8 +23,8 @@ from typing import IO, Any, cast
 from urllib.parse import quote, urlsplit
 
 from ..errors import BadInputError, MMRetrieveError, UsageError
-from .wiki_output import ArticleFolder, base_meta, folder_name
-from .wiki_text import DEFAULT_DISAMBIG_TEMPLATES, Converted, Namespaces, convert_wikitext
+from .output import ArticleFolder, base_meta, folder_name
+from .text import DEFAULT_DISAMBIG_TEMPLATES, Converted, Namespaces, convert_wikitext
 
 # --- streaming the XML dump -----------------------------------------------------------------------
 

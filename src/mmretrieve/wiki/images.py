@@ -16,8 +16,8 @@ from html.parser import HTMLParser
 from typing import Any
 
 from ..errors import BadInputError, MMRetrieveError
-from .wiki_http import PoliteClient
-from .wiki_output import ArticleFolder, canonical_title, image_file_name, sha256_bytes
+from .http import PoliteClient
+from .output import ArticleFolder, canonical_title, image_file_name, sha256_bytes
 
 RASTER_MIMES = ("image/jpeg", "image/png", "image/gif", "image/webp", "image/tiff", "image/bmp")
 DEFAULT_SKIP_PATTERNS = (
