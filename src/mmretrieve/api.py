@@ -318,34 +318,31 @@ class Index:
         return self.searcher.search(query, options)
 
     def decode_image(
-        self, source: ImageInput, *, max_bytes: int | None = None, max_side: int | None = None
+        self,
+        source: ImageInput,
+        *,
+        max_pixels: int | None = None,
+        max_bytes: int | None = None,
+        max_side: int | None = None,
     ) -> Any:
         """Decode an image as this index's search does: a path, the file's bytes or a PIL
-        image, checked against the index's pixel and byte limits (``max_bytes`` may lower the
-        latter) and decoded at the size the image model takes. With ``max_side`` it is decoded
-        for display instead (longest side at most ``max_side``; no model is loaded). Raises
-        :class:`BadInputError` with the reason."""
+        image, checked against the index's pixel and byte limits (``max_pixels`` and
+        ``max_bytes`` replace them, e.g. a server's upload limits) and decoded at the size the
+        image model takes. With ``max_side`` it is decoded for display instead (longest side at
+        most ``max_side``; no model is loaded). Raises :class:`BadInputError` with the reason."""
         from .documents.images import load_image
         from .encoders.base import decode_image
 
-        limit = self.settings.max_image_bytes
-        if max_bytes is not None:
-            limit = min(limit, max_bytes)
+        pixels = self.settings.max_image_pixels if max_pixels is None else max_pixels
+        limit = self.settings.max_image_bytes if max_bytes is None else max_bytes
         if max_side is not None and isinstance(source, (str, Path, bytes)):
-            return load_image(
-                source,
-                max_pixels=self.settings.max_image_pixels,
-                max_bytes=limit,
-                max_side=max_side,
-            )
+            return load_image(source, max_pixels=pixels, max_bytes=limit, max_side=max_side)
         if max_side is not None:
             # A PIL image: decoded is a copy, thumbnail() resizes the copy.
             shown = decode_image(source, None, max_pixels=0, max_bytes=None)
             shown.thumbnail((max_side, max_side))
             return shown
-        return decode_image(
-            source, self.image_encoder, max_pixels=self.settings.max_image_pixels, max_bytes=limit
-        )
+        return decode_image(source, self.image_encoder, max_pixels=pixels, max_bytes=limit)
 
     def warm(self) -> dict[str, Any]:
         """Get ready to answer fast: load the query models and run a text and an image query

@@ -34,7 +34,7 @@ from schemathesis.specs.openapi.checks import (  # noqa: E402
 
 from fakes import FakeClipEncoder, FakeTextEncoder  # noqa: E402
 from mmretrieve import Index  # noqa: E402
-from mmretrieve.interfaces.http import create_app  # noqa: E402
+from mmretrieve.interfaces.http import ServerSettings, create_app  # noqa: E402
 
 
 def _no_constant(name: str) -> None:
@@ -94,10 +94,12 @@ def _build_app():  # type: ignore[no-untyped-def]
     assert index.add(corpus).skipped == []
     return create_app(
         index,
-        max_upload_bytes=50_000,
-        max_pixels=250_000,
-        thumbnail_cache_dir=str(base / "thumbs"),
-        request_timeout=10.0,
+        ServerSettings(
+            max_upload_bytes=50_000,
+            max_pixels=250_000,
+            thumbnail_cache_dir=str(base / "thumbs"),
+            request_timeout=10.0,
+        ),
     )
 
 

@@ -21,7 +21,7 @@ from fastapi.testclient import TestClient  # noqa: E402
 
 from fakes import FakeClipEncoder, FakeTextEncoder  # noqa: E402
 from mmretrieve import Index  # noqa: E402
-from mmretrieve.interfaces.http import create_app  # noqa: E402
+from mmretrieve.interfaces.http import ServerSettings, create_app  # noqa: E402
 
 ARTICLES = {
     "Batman": "Batman is a superhero. Bruce Wayne is the secret identity of Batman. "
@@ -75,10 +75,12 @@ def client(built: tuple[Index, Path, Path]) -> TestClient:
     index, _, base = built
     app = create_app(
         index,
-        max_upload_bytes=20_000,
-        max_pixels=250_000,
-        thumbnail_cache_dir=str(base / "thumbs"),
-        thumbnail_size=32,
+        ServerSettings(
+            max_upload_bytes=20_000,
+            max_pixels=250_000,
+            thumbnail_cache_dir=str(base / "thumbs"),
+            thumbnail_size=32,
+        ),
     )
     return TestClient(app)
 
@@ -301,9 +303,11 @@ def test_api_key_and_cors(built) -> None:
     index, _, base = built
     app = create_app(
         index,
-        api_key="s3cret",
-        cors_origins=["https://example.org"],
-        thumbnail_cache_dir=str(base / "thumbs2"),
+        ServerSettings(
+            api_key="s3cret",
+            cors_origins=["https://example.org"],
+            thumbnail_cache_dir=str(base / "thumbs2"),
+        ),
     )
     client = TestClient(app)
     assert client.get("/health").status_code == 200 and client.get("/").status_code == 200
@@ -326,7 +330,9 @@ def test_api_key_and_cors(built) -> None:
     assert preflight.headers["access-control-allow-origin"] == "https://example.org"
     other = client.get("/health", headers={"Origin": "https://evil.example"})
     assert "access-control-allow-origin" not in other.headers
-    no_cors = TestClient(create_app(index, thumbnail_cache_dir=str(base / "thumbs3")))
+    no_cors = TestClient(
+        create_app(index, ServerSettings(thumbnail_cache_dir=str(base / "thumbs3")))
+    )
     assert (
         "access-control-allow-origin"
         not in no_cors.get("/health", headers={"Origin": "https://example.org"}).headers
@@ -336,8 +342,13 @@ def test_api_key_and_cors(built) -> None:
 def test_thumbnail_cache_is_bounded(built) -> None:
     from mmretrieve.interfaces.thumbnails import ThumbnailCache
 
-    _, corpus, base = built
-    cache = ThumbnailCache(base / "bounded", size=64, max_bytes=1)
+    index, corpus, base = built
+    cache = ThumbnailCache(
+        base / "bounded",
+        size=64,
+        max_bytes=1,
+        decode=lambda source: index.decode_image(source, max_side=64),
+    )
     photos = sorted(corpus.glob("*/photo.png"))
     paths = [cache.get(f"{n:064x}", photo) for n, photo in enumerate(photos)]
     assert all(p.parent == base / "bounded" for p in paths)
@@ -350,7 +361,7 @@ def test_empty_index(tmp_path: Path) -> None:
     index = Index.open(
         tmp_path / "empty", text_encoder=FakeTextEncoder(), image_encoder=FakeClipEncoder()
     )
-    client = TestClient(create_app(index, thumbnail_cache_dir=str(tmp_path / "t")))
+    client = TestClient(create_app(index, ServerSettings(thumbnail_cache_dir=str(tmp_path / "t"))))
     assert client.get("/stats").json()["counts"] == {
         "articles": 0,
         "passages": 0,
@@ -415,7 +426,7 @@ def test_temporary_thumbnail_cache_goes_with_the_server(built, client: TestClien
         directory = app.state.thumbnails.directory
         assert len(list(directory.glob("*.jpg"))) == 1
     assert not directory.exists()
-    kept = create_app(index, thumbnail_cache_dir=str(base / "kept"))
+    kept = create_app(index, ServerSettings(thumbnail_cache_dir=str(base / "kept")))
     with TestClient(kept) as running:
         running.get(f"/images/{image_id}/thumbnail")
     assert list((base / "kept").glob("*.jpg"))
@@ -493,7 +504,7 @@ def test_serve_warms_the_web_layer_before_listening(built: tuple[Index, Path, Pa
     from mmretrieve.interfaces.cli_serve import warm_http
 
     index, _, _ = built
-    app = create_app(index, api_key="k3y")
+    app = create_app(index, ServerSettings(api_key="k3y"))
     assert warm_http(app, "k3y", with_image=True) == [200, 200]
     assert warm_http(app, None, with_image=False) == [401]  # the key is still asked for
     with TestClient(app) as late:

@@ -37,7 +37,7 @@ import uvicorn  # noqa: E402
 from fakes import FakeClipEncoder, FakeTextEncoder  # noqa: E402
 from mmretrieve import Index  # noqa: E402
 from mmretrieve.interfaces import http_params  # noqa: E402
-from mmretrieve.interfaces.http import create_app  # noqa: E402
+from mmretrieve.interfaces.http import ServerSettings, create_app  # noqa: E402
 from mmretrieve.interfaces.http_guard import guarded_protocol  # noqa: E402
 
 SECRET = "root:x:0:0:SECRET-OUTSIDE-THE-CORPUS"
@@ -152,11 +152,13 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     )
     app = create_app(
         index,
-        max_upload_bytes=MAX_UPLOAD,
-        max_pixels=MAX_PIXELS,
-        thumbnail_cache_dir=str(base / "thumbs"),
-        request_timeout=TIMEOUT,
-        max_concurrent=SLOTS,
+        ServerSettings(
+            max_upload_bytes=MAX_UPLOAD,
+            max_pixels=MAX_PIXELS,
+            thumbnail_cache_dir=str(base / "thumbs"),
+            request_timeout=TIMEOUT,
+            max_concurrent=SLOTS,
+        ),
     )
     with serving(app) as port:
         yield Server(base, corpus, index, port, report, secret_png)
@@ -455,7 +457,8 @@ def test_api_key_is_compared_in_constant_time(server: Server, monkeypatch) -> No
 
     monkeypatch.setattr(http_params.hmac, "compare_digest", spy)
     app = create_app(
-        server.index, api_key="k3y-s3cret", thumbnail_cache_dir=str(server.base / "thumbs-key")
+        server.index,
+        ServerSettings(api_key="k3y-s3cret", thumbnail_cache_dir=str(server.base / "thumbs-key")),
     )
     with serving(app) as port:
         keyed = Server(server.base, server.corpus, server.index, port, [], b"")

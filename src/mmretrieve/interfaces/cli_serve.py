@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from pathlib import Path
@@ -11,14 +12,15 @@ import click
 
 from ..config import ENV_DEVICE, ENV_INDEX, settings_from_env
 from ..errors import MMRetrieveError, require
-from .http import (
+from .http_guard import ENV_HEADER_TIMEOUT, guarded_protocol
+from .http_settings import (
     DEFAULT_MAX_CONCURRENT,
     DEFAULT_MAX_K,
     DEFAULT_MAX_PIXELS,
     DEFAULT_MAX_UPLOAD_BYTES,
     DEFAULT_REQUEST_TIMEOUT,
+    ServerSettings,
 )
-from .http_guard import ENV_HEADER_TIMEOUT, guarded_protocol
 from .thumbnails import DEFAULT_MAX_BYTES, DEFAULT_SIZE
 
 ENV_API_KEY = "MMRETRIEVE_API_KEY"
@@ -180,23 +182,23 @@ def serve_cmd(
       curl -s localhost:8000/search -H 'content-type: application/json' \\
            -d '{"text": "Bat man", "k": 5}'
     """
-    app_options: dict[str, Any] = {
-        "api_key": api_key or None,
-        "max_upload_bytes": max_upload_bytes,
-        "max_pixels": max_pixels,
-        "max_k": max_k,
-        "cors_origins": list(cors_origins) or None,
-        "thumbnail_size": thumbnail_size,
-        "thumbnail_cache_dir": str(thumbnail_cache) if thumbnail_cache else None,
-        "thumbnail_cache_bytes": thumbnail_cache_bytes,
-        "request_timeout": request_timeout,
-        "max_concurrent": max_concurrent,
-    }
+    settings = ServerSettings(
+        api_key=api_key or None,
+        max_upload_bytes=max_upload_bytes,
+        max_pixels=max_pixels,
+        max_k=max_k,
+        cors_origins=tuple(cors_origins),
+        thumbnail_size=thumbnail_size,
+        thumbnail_cache_dir=str(thumbnail_cache) if thumbnail_cache else None,
+        thumbnail_cache_bytes=thumbnail_cache_bytes,
+        request_timeout=request_timeout,
+        max_concurrent=max_concurrent,
+    )
     try:
         uvicorn = require("uvicorn", "server")
         # With workers, each one loads and warms its own copy; here the index is only opened.
         warm_here = not no_warm and workers == 1
-        index, app = _ready_app(index_path, device, app_options, warm=warm_here, say=True)
+        index, app = _ready_app(index_path, device, settings, warm=warm_here, say=True)
     except MMRetrieveError as exc:
         click.echo(f"error: {exc}", err=True)
         raise SystemExit(exc.exit_code) from None
@@ -215,8 +217,9 @@ def serve_cmd(
         # Each worker process builds and warms its own index and app (worker_app) from these
         # settings; this process only checked that the index opens.
         index.close()
+        app_settings = dataclasses.asdict(settings)  # JSON: the tuple of origins as a list
         os.environ[ENV_WORKER] = json.dumps(
-            {"index": str(index_path), "device": device, "app": app_options, "warm": not no_warm}
+            {"index": str(index_path), "device": device, "app": app_settings, "warm": not no_warm}
         )
         os.environ[ENV_HEADER_TIMEOUT] = str(request_timeout)
         uvicorn.run(
@@ -245,19 +248,19 @@ ENV_WORKER = "MMRETRIEVE_SERVE_WORKER"
 
 
 def _ready_app(
-    index_path: str, device: str | None, options: dict[str, Any], *, warm: bool, say: bool
+    index_path: str, device: str | None, settings: ServerSettings, *, warm: bool, say: bool
 ) -> tuple[Any, Any]:
     """The index and its app, warmed (models, tables, one request of each kind) unless not."""
     from ..api import Index
     from .http import create_app
 
     index = Index.open(index_path, create=False, settings=settings_from_env(device=device))
-    app = create_app(index, **options)
+    app = create_app(index, settings)
     if warm:
         if say:
             click.echo("mmretrieve: loading the query models and holding the tables...", err=True)
         ready = index.warm()
-        warm_http(app, options.get("api_key"), with_image=index.image_encoder is not None)
+        warm_http(app, settings.api_key, with_image=index.image_encoder is not None)
         if say:
             click.echo(f"mmretrieve: ready in {ready['seconds']} s", err=True)
     return index, app
@@ -266,9 +269,8 @@ def _ready_app(
 def worker_app() -> Any:
     """The app of one ``serve --workers`` process (uvicorn calls it in each worker)."""
     config = json.loads(os.environ[ENV_WORKER])
-    _, app = _ready_app(
-        config["index"], config["device"], config["app"], warm=config["warm"], say=False
-    )
+    settings = ServerSettings(**config["app"])
+    _, app = _ready_app(config["index"], config["device"], settings, warm=config["warm"], say=False)
     return app
 
 

@@ -14,7 +14,7 @@ import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import quote
 
 from ..errors import (
@@ -30,9 +30,6 @@ from ..retrieval.fusion import METHODS
 from ..retrieval.weights import MAX_WEIGHT  # http_schema declares it; Python and CLI refuse more
 from ..types import valid_unicode
 from .render import result_dict
-
-if TYPE_CHECKING:
-    from ..api import Index
 
 FUSION_METHODS = METHODS
 
@@ -272,11 +269,3 @@ def json_default(value: Any) -> Any:
     if hasattr(value, "tolist"):
         return value.tolist()
     return str(value)
-
-
-def random_model_warnings(index: Index) -> list[str]:
-    return [
-        f"model {info.get('name')} has RANDOM weights (made for testing); results mean nothing"
-        for info in index.loaded_models()
-        if info.get("random")
-    ]

@@ -1,4 +1,5 @@
 """The OpenAPI description of the HTTP API: request bodies, answers and errors (no FastAPI needed).
+The answers' schemas are in http_answers.py.
 
 Precise enough that a client (or a fuzzer, tests/integration/test_api_fuzz.py) can tell a valid
 request from an invalid one without calling the server, and check every answer: each operation
@@ -10,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..retrieval.weights import ALL_ROUTES, family
+from .http_answers import article_answer, health_answer, search_answer, stats_answer
 from .http_params import FUSION_METHODS, MAX_WEIGHT
 
 ROUTE_NAMES = [*ALL_ROUTES, *sorted({family(name) for name in ALL_ROUTES})]
@@ -29,8 +31,6 @@ _MIN_SCORE_NEEDS_CALIBRATED = {
     "if": {"required": ["min_score"], "properties": {"min_score": {"type": "number"}}},
     "then": {"properties": {"method": {"enum": ["calibrated", None]}}},
 }
-_NULLABLE_STRING = {"type": ["string", "null"]}
-_NUMBERS = {"type": "object", "additionalProperties": {"type": "number"}}
 
 ERROR = {
     "type": "object",
@@ -160,212 +160,6 @@ def form_schema(max_k: int) -> dict[str, Any]:
                 "whose field has this value (as the JSON body's filters).",
             },
         },
-    }
-
-
-def _hit() -> dict[str, Any]:
-    common = {
-        "id": _STRING,
-        "article_id": _NULLABLE_STRING,
-        "score": {"type": "number"},
-        "confidence": {"type": ["number", "null"], "minimum": 0, "maximum": 1},
-        "routes": _NUMBERS,
-        "contributions": _NUMBERS,
-    }
-    required = ["kind", *common]
-    passage = {
-        "type": "object",
-        "required": [*required, "text", "section"],
-        "properties": {
-            **common,
-            "kind": {"const": "passage"},
-            "text": _STRING,
-            "section": _NULLABLE_STRING,
-        },
-    }
-    image = {
-        "type": "object",
-        "required": [*required, "url", "thumbnail_url"],
-        # The server's file path (``uri``) is never sent.
-        "not": {"required": ["uri"]},
-        "properties": {
-            **common,
-            "kind": {"const": "image"},
-            "caption": _NULLABLE_STRING,
-            "section": {
-                **_NULLABLE_STRING,
-                "description": "The article section the image is placed in (null: the lead, "
-                "or not known).",
-            },
-            "article_ids": {
-                "type": "array",
-                "items": _STRING,
-                "description": "Every article using this picture (identical files and "
-                "resized or re-encoded copies), best first.",
-            },
-            "url": _STRING,
-            "thumbnail_url": _STRING,
-        },
-    }
-    return {"oneOf": [passage, image]}
-
-
-def search_answer() -> dict[str, Any]:
-    hit = _hit()
-    article = {
-        "type": "object",
-        "required": ["id", "title"],
-        "properties": {
-            "id": _STRING,
-            "title": _STRING,
-            "url": _NULLABLE_STRING,
-            "license": _NULLABLE_STRING,
-        },
-    }
-    section = {
-        "type": "object",
-        "required": ["title", "score", "passages", "images"],
-        "properties": {
-            "title": {**_NULLABLE_STRING, "description": "The section heading (null: the lead)."},
-            "score": {"type": "number"},
-            "passages": {"type": "array", "items": hit},
-            "images": {"type": "array", "items": hit},
-        },
-    }
-    group = {
-        "type": "object",
-        "required": [
-            "article",
-            "score",
-            "confidence",
-            "contributions",
-            "passages",
-            "images",
-            "sections",
-        ],
-        "properties": {
-            "article": article,
-            "score": {"type": "number"},
-            "confidence": {"type": ["number", "null"], "minimum": 0, "maximum": 1},
-            "contributions": _NUMBERS,
-            "passages": {"type": "array", "items": hit},
-            "images": {"type": "array", "items": hit},
-            "sections": {
-                "type": "array",
-                "items": section,
-                "description": "The article by section, best first: each section's passages "
-                "and the images placed in it, together.",
-            },
-        },
-    }
-    return {
-        "type": "object",
-        "required": ["query", "articles", "hits", "routes", "timings_ms", "warnings"],
-        "properties": {
-            "query": {
-                "type": "object",
-                "required": ["text", "image", "k", "min_score"],
-                "properties": {
-                    "text": _NULLABLE_STRING,
-                    "image": _NULLABLE_STRING,
-                    "k": {"type": "integer", "minimum": 1},
-                    "min_score": {"type": ["number", "null"]},
-                },
-            },
-            "articles": {"type": "array", "items": group},
-            "hits": {"type": "array", "items": hit},
-            "routes": {"type": "object", "additionalProperties": _STRING},
-            "timings_ms": _NUMBERS,
-            "warnings": {"type": "array", "items": _STRING},
-        },
-    }
-
-
-def article_answer() -> dict[str, Any]:
-    return {
-        "type": "object",
-        "required": ["article", "passages", "images"],
-        "properties": {
-            "article": {
-                "type": "object",
-                "required": ["id", "title", "url", "license", "source"],
-                "properties": {
-                    "id": _STRING,
-                    "title": _STRING,
-                    "url": _NULLABLE_STRING,
-                    "license": _NULLABLE_STRING,
-                    "source": _NULLABLE_STRING,
-                },
-            },
-            "passages": {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "required": ["id", "text", "position", "section"],
-                    "properties": {
-                        "id": _STRING,
-                        "text": _STRING,
-                        "position": {"type": "integer", "minimum": 0},
-                        "section": _NULLABLE_STRING,
-                    },
-                },
-            },
-            "images": {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "required": ["id", "kind", "url", "thumbnail_url"],
-                    "not": {"required": ["uri"]},
-                    "properties": {
-                        "id": _STRING,
-                        "kind": {"const": "image"},
-                        "caption": _NULLABLE_STRING,
-                        "alt_text": _NULLABLE_STRING,
-                        "width": {"type": ["integer", "null"], "minimum": 0},
-                        "height": {"type": ["integer", "null"], "minimum": 0},
-                        "license": _NULLABLE_STRING,
-                        "url": _STRING,
-                        "thumbnail_url": _STRING,
-                    },
-                },
-            },
-        },
-    }
-
-
-def stats_answer() -> dict[str, Any]:
-    count = {"type": "integer", "minimum": 0}
-    return {
-        "type": "object",
-        "required": ["counts", "models", "chunking", "format_version", "warnings"],
-        "properties": {
-            "counts": {
-                "type": "object",
-                "required": ["articles", "passages", "images"],
-                "properties": {
-                    "articles": count,
-                    "passages": count,
-                    "images": {**count, "description": "Image rows: each use of a picture."},
-                    "pictures": {
-                        **count,
-                        "description": "Distinct image files, each stored once (index format "
-                        "4 on; absent before).",
-                    },
-                },
-            },
-            "models": {"type": "object"},
-            "chunking": {"type": "object"},
-            "format_version": {"type": "integer"},
-            "warnings": {"type": "array", "items": _STRING},
-        },
-    }
-
-
-def health_answer() -> dict[str, Any]:
-    return {
-        "type": "object",
-        "required": ["status", "version"],
-        "properties": {"status": {"const": "ok"}, "version": _STRING},
     }
 
 

@@ -1,7 +1,9 @@
 """A small on-disk cache of JPEG thumbnails for the HTTP API, keyed by image content hash.
 
 Bounded twice: each thumbnail's longest side is at most ``size`` pixels, and the cache directory
-holds at most ``max_bytes``; the least recently used files go first when it is full.
+holds at most ``max_bytes``; the least recently used files go first when it is full. Pictures are
+decoded by the ``decode`` callable it is given (the HTTP app gives ``Index.decode_image``, with the
+index's limits).
 """
 
 from __future__ import annotations
@@ -13,10 +15,14 @@ import re
 import shutil
 import tempfile
 import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from ..documents.images import load_image
+if TYPE_CHECKING:
+    from PIL.Image import Image as PILImage
 
+Decode = Callable[[str | Path], "PILImage"]
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 DEFAULT_SIZE = 256
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024
@@ -27,16 +33,17 @@ class ThumbnailCache:
 
     ``directory`` defaults to a fresh private temporary directory. Files are named only from the
     content hash (never from ids or paths given by a client), so nothing outside the directory
-    is ever written.
+    is ever written. ``decode(source)`` returns the picture at most ``size`` pixels on its
+    longest side, or raises BadInputError.
     """
 
     def __init__(
         self,
         directory: str | Path | None = None,
         *,
+        decode: Decode,
         size: int = DEFAULT_SIZE,
         max_bytes: int = DEFAULT_MAX_BYTES,
-        max_pixels: int = 64_000_000,
     ) -> None:
         if size < 16:
             raise ValueError(f"thumbnail size must be at least 16 pixels, got {size}")
@@ -47,7 +54,7 @@ class ThumbnailCache:
         self.directory.mkdir(parents=True, exist_ok=True)
         self.size = size
         self.max_bytes = max_bytes
-        self.max_pixels = max_pixels
+        self.decode = decode
         self._lock = threading.Lock()
         self._total = sum(p.stat().st_size for p in self._files())
 
@@ -69,7 +76,7 @@ class ThumbnailCache:
             with contextlib.suppress(OSError):
                 os.utime(target)  # mark as recently used
             return target
-        image = load_image(source, max_pixels=self.max_pixels, max_bytes=None, max_side=self.size)
+        image = self.decode(source)
         fd, tmp = tempfile.mkstemp(dir=self.directory, suffix=".part")
         try:
             with os.fdopen(fd, "wb") as fh:
