@@ -57,7 +57,11 @@ class FakeTextEncoder:
 
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
         self.queries_encoded += len(texts)
-        return np.stack([_bag(self.query_prefix + t, self.dim, "t") for t in texts])
+        return (
+            np.stack([_bag(self.query_prefix + t, self.dim, "t") for t in texts])
+            if texts
+            else np.zeros((0, self.dim), np.float32)
+        )
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         return [len(_WORD.findall(t)) for t in texts]

@@ -1,20 +1,24 @@
-"""Encoders (DESIGN §4): protocols, and loaders that pick a backend by runtime name.
+"""Encoders: protocols, and loaders that pick a backend by runtime name.
 
-Backends live in explicit registries keyed by runtime ("torch", "onnx"), never guessed from a
-model name. Registry values are "module:attribute" strings imported on first use, so importing
-this package loads no torch, transformers or onnxruntime. ``runtime="auto"`` is resolved by
-``runtime.choose`` (what is installed, which ONNX files exist, the device and the workload).
+Backends live in explicit registries keyed by runtime ("torch", "onnx", "openvino";
+``registry.py``), never guessed from a model name. Registry values are "module:attribute"
+strings imported on first use, so importing this package loads no torch, transformers or
+onnxruntime. ``runtime="auto"`` is resolved by ``prepare.py`` on a CPU (measured once per model
+and workload), else by ``runtime.choose`` (what is installed, which ONNX files exist, the device
+and the workload).
 """
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
 from mmretrieve.encoders.base import ImageTextEncoder, TextEncoder, decode_image, l2_normalize
+from mmretrieve.encoders.registry import (
+    IMAGE_RUNTIMES,
+    TEXT_RUNTIMES,
+    build_image_encoder,
+    build_text_encoder,
+)
 from mmretrieve.encoders.resolve import ResolvedModel, resolve_model
 from mmretrieve.encoders.runtime import Choice, choose, onnx_folder
-from mmretrieve.errors import UsageError
 
 __all__ = [
     "IMAGE_RUNTIMES",
@@ -29,28 +33,6 @@ __all__ = [
     "load_text_encoder",
     "resolve_model",
 ]
-
-# runtime name -> "module:factory"; a factory takes (name_or_path, **options), options
-# including device, precision and workload.
-TEXT_RUNTIMES: dict[str, str] = {
-    "torch": "mmretrieve.encoders.text:TorchTextEncoder",
-    "onnx": "mmretrieve.encoders.onnx:OnnxTextEncoder",
-    "openvino": "mmretrieve.encoders.openvino:OpenVinoTextEncoder",
-}
-IMAGE_RUNTIMES: dict[str, str] = {
-    "torch": "mmretrieve.encoders.clip:TorchClipEncoder",
-    "onnx": "mmretrieve.encoders.onnx:OnnxClipEncoder",
-    "openvino": "mmretrieve.encoders.openvino:OpenVinoClipEncoder",
-}
-
-
-def _factory(registry: dict[str, str], runtime: str, kind: str) -> Any:
-    target = registry.get(runtime)
-    if target is None:
-        known = ", ".join(sorted(registry))
-        raise UsageError(f"unknown runtime {runtime!r} for {kind} encoders; known: {known}")
-    module, _, attr = target.partition(":")
-    return getattr(importlib.import_module(module), attr)
 
 
 def choose_runtime(
@@ -130,15 +112,14 @@ def load_text_encoder(
     runtime, precision = _resolve_runtime(
         name_or_path, "text", runtime, precision, workload, device
     )
-    factory = _factory(TEXT_RUNTIMES, runtime, "text")
-    extra = {"precision": precision} if precision is not None else {}
-    return factory(
+    return build_text_encoder(
         name_or_path,
+        runtime=runtime,
         device=device,
         query_instruction=query_instruction,
         max_length=max_length,
+        precision=precision,
         workload=workload,
-        **extra,
     )
 
 
@@ -155,6 +136,6 @@ def load_image_encoder(
     runtime, precision = _resolve_runtime(
         name_or_path, "image", runtime, precision, workload, device
     )
-    factory = _factory(IMAGE_RUNTIMES, runtime, "image")
-    extra = {"precision": precision} if precision is not None else {}
-    return factory(name_or_path, device=device, workload=workload, **extra)
+    return build_image_encoder(
+        name_or_path, runtime=runtime, device=device, precision=precision, workload=workload
+    )

@@ -1,4 +1,4 @@
-"""Encoder protocols (DESIGN §4). Vectors are float32, L2-normalised: inner product = cosine."""
+"""Encoder protocols. Vectors are float32, L2-normalised: inner product = cosine."""
 
 from __future__ import annotations
 

@@ -19,7 +19,12 @@ from mmretrieve.encoders.preprocess import (
 )
 from mmretrieve.encoders.resolve import is_random_model, resolve_model
 from mmretrieve.encoders.runtime import DTYPE_NAMES
-from mmretrieve.encoders.text import ModelWeights, quiet_loading, resolve_precision
+from mmretrieve.encoders.torch_utils import (
+    ModelWeights,
+    clip_features,
+    quiet_loading,
+    resolve_precision,
+)
 from mmretrieve.errors import ModelLoadError, require
 from mmretrieve.types import valid_unicode
 
@@ -33,20 +38,6 @@ __all__ = [
     "ClipPreprocess",
     "TorchClipEncoder",
 ]
-
-
-def _features(output: Any) -> Any:
-    """transformers 5 returns a model output (projected vector in pooler_output); 4 a tensor."""
-    import torch
-
-    if isinstance(output, torch.Tensor):
-        return output
-    pooled = getattr(output, "pooler_output", None)
-    if pooled is None:
-        pooled = output[1] if isinstance(output, tuple) else None
-    if pooled is None:  # pragma: no cover - defensive
-        raise ModelLoadError("CLIP model returned no pooled features")
-    return pooled
 
 
 class TorchClipEncoder:
@@ -115,7 +106,7 @@ class TorchClipEncoder:
             model, lowp = self._weights.for_rows(len(pixels))
             pixel_values = torch.from_numpy(pixels).to(self.device, model.dtype)
             with torch.inference_mode(), lowp:
-                feats = _features(model.get_image_features(pixel_values=pixel_values))
+                feats = clip_features(model.get_image_features(pixel_values=pixel_values))
                 out[start : start + len(pixels)] = _normalized(feats)
         return out
 
@@ -139,7 +130,7 @@ class TorchClipEncoder:
             )
             model, lowp = self._weights.for_rows(len(idx))
             with torch.inference_mode(), lowp:
-                feats = _features(
+                feats = clip_features(
                     model.get_text_features(
                         input_ids=batch["input_ids"].to(self.device),
                         attention_mask=batch["attention_mask"].to(self.device),

@@ -24,6 +24,7 @@ from typing import Any
 
 from mmretrieve.encoders.resolve import WEIGHT_SUFFIXES, ResolvedModel, resolve_model
 from mmretrieve.encoders.runtime import EXPORT_INFO, export_dir_for
+from mmretrieve.encoders.torch_utils import clip_features, quiet_loading
 from mmretrieve.errors import ModelLoadError, require
 
 OPSET = 17
@@ -110,8 +111,6 @@ def _load(resolved: ResolvedModel, cls_name: str) -> Any:
     import torch
     import transformers
 
-    from mmretrieve.encoders.text import quiet_loading
-
     cls = getattr(transformers, cls_name)
     try:
         with quiet_loading():
@@ -197,8 +196,6 @@ def _export_text(resolved: ResolvedModel, out: Path, log: Callable[[str], None])
 def _export_clip(resolved: ResolvedModel, out: Path, log: Callable[[str], None]) -> list[Path]:
     import torch
 
-    from mmretrieve.encoders.clip import _features
-
     _save_tokenizer_json(resolved, out, "CLIPTokenizerFast")
     model = _load(resolved, "CLIPModel")
 
@@ -208,7 +205,7 @@ def _export_clip(resolved: ResolvedModel, out: Path, log: Callable[[str], None])
             self.model = model
 
         def forward(self, pixel_values: Any) -> Any:
-            return _features(self.model.get_image_features(pixel_values=pixel_values))
+            return clip_features(self.model.get_image_features(pixel_values=pixel_values))
 
     class Text(torch.nn.Module):
         def __init__(self) -> None:
@@ -216,7 +213,7 @@ def _export_clip(resolved: ResolvedModel, out: Path, log: Callable[[str], None])
             self.model = model
 
         def forward(self, input_ids: Any, attention_mask: Any) -> Any:
-            return _features(
+            return clip_features(
                 self.model.get_text_features(input_ids=input_ids, attention_mask=attention_mask)
             )
 

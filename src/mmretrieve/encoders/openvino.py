@@ -1,4 +1,5 @@
-"""OpenVINO encoders (CPU): the ONNX encoders' files, tokenization and pooling, run by OpenVINO.
+"""OpenVINO encoders (CPU): the ONNX encoders' files, tokenization and pooling (``onnx_graph.py``),
+run by OpenVINO.
 
 OpenVINO reads the exported ONNX files directly and, on a CPU with native bf16 (AVX512-BF16 or
 AMX), runs them in bf16. For one query at a time it measured fastest of the CPU runtimes here
@@ -19,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from mmretrieve.encoders.onnx import OnnxClipEncoder, OnnxTextEncoder
+from mmretrieve.encoders.onnx_graph import OnnxGraphClipEncoder, OnnxGraphTextEncoder
 from mmretrieve.encoders.runtime import DTYPE_NAMES, cpu_supports_bf16, onnx_cache_dir
 from mmretrieve.errors import ModelLoadError, UsageError, require
 
@@ -173,11 +174,13 @@ def _fp32_files(precision: str | None) -> str:
 
 class _OpenVinoMixin:
     runtime = "openvino"
-    file_precision = staticmethod(_fp32_files)
     _ov_precision = "fp32"
     info: dict[str, object]
 
     _ov_batches = False  # tuned for batch work (workload "index")
+
+    def file_precision(self, precision: str | None) -> str:
+        return _fp32_files(precision)
 
     def open_session(self, path: Path, threads: int | None) -> OpenVinoSession:
         return OpenVinoSession(path, self._ov_precision, threads, self._ov_batches)
@@ -188,7 +191,7 @@ class _OpenVinoMixin:
         self.info["dtype"] = DTYPE_NAMES[self._ov_precision]
 
 
-class OpenVinoTextEncoder(_OpenVinoMixin, OnnxTextEncoder):
+class OpenVinoTextEncoder(_OpenVinoMixin, OnnxGraphTextEncoder):
     """A BGE / sentence-transformers text model on OpenVINO (fp32 or bf16), L2-normalised."""
 
     def __init__(self, name_or_path: str, *, precision: str | None = None, **options: Any):
@@ -197,11 +200,8 @@ class OpenVinoTextEncoder(_OpenVinoMixin, OnnxTextEncoder):
         super().__init__(name_or_path, precision=precision, **options)
         self._mark()
 
-    def __repr__(self) -> str:
-        return f"OpenVinoTextEncoder({self.name!r}, dim={self.dim}, dtype={self.info['dtype']!r})"
 
-
-class OpenVinoClipEncoder(_OpenVinoMixin, OnnxClipEncoder):
+class OpenVinoClipEncoder(_OpenVinoMixin, OnnxGraphClipEncoder):
     """CLIP's image and text towers on OpenVINO (fp32 or bf16), L2-normalised."""
 
     def __init__(self, name_or_path: str, *, precision: str | None = None, **options: Any):
@@ -209,6 +209,3 @@ class OpenVinoClipEncoder(_OpenVinoMixin, OnnxClipEncoder):
         self._ov_batches = options.get("workload") == "index"
         super().__init__(name_or_path, precision=precision, **options)
         self._mark()
-
-    def __repr__(self) -> str:
-        return f"OpenVinoClipEncoder({self.name!r}, dim={self.dim}, dtype={self.info['dtype']!r})"

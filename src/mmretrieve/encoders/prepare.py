@@ -177,7 +177,7 @@ def _probe_inputs(workload: str) -> tuple[list[str], list[Any], list[str]]:
 def measure(path: str, kind: str, workload: str = "query") -> dict[str, Any] | None:
     """Median milliseconds of the workload's probe per runtime, parity with ONNX Runtime fp32,
     and the choice: the fastest runtime within parity."""
-    from mmretrieve.encoders import load_image_encoder, load_text_encoder
+    from mmretrieve.encoders.registry import build_image_encoder, build_text_encoder
 
     texts, pictures, short = _probe_inputs(workload)
 
@@ -195,8 +195,8 @@ def measure(path: str, kind: str, workload: str = "query") -> dict[str, Any] | N
     for runtime, precision in candidates(workload):
         label = f"{runtime} {precision}"
         try:
-            loader = load_text_encoder if kind == "text" else load_image_encoder
-            encoder = loader(path, runtime=runtime, precision=precision, workload=workload)
+            build = build_text_encoder if kind == "text" else build_image_encoder
+            encoder = build(path, runtime=runtime, precision=precision, workload=workload)
             call = probe(encoder)
             out = call()
         except Exception:  # an engine that cannot run these files is not a candidate
