@@ -19,6 +19,7 @@ from ..retrieval.fusion import METHODS
 from ..retrieval.searcher import DEFAULT_METHOD
 from .cli_common import (
     EXIT_SKIPPED,
+    chunk_tokens_option,
     device_option,
     emit_json,
     friendly,
@@ -27,9 +28,11 @@ from .cli_common import (
     json_option,
     open_index,
     precision_option,
+    progress_option,
     runtime_option,
     text_model_option,
     warn,
+    weights_option,
 )
 from .cli_eval import eval_cmd
 from .cli_models import models_group
@@ -70,12 +73,7 @@ def main(debug: bool) -> None:
 @runtime_option
 @precision_option
 @click.option("--prune", is_flag=True, help="Remove indexed items whose source is gone.")
-@click.option(
-    "--chunk-tokens",
-    type=click.IntRange(16, 8192),
-    default=None,
-    help="Passage size in text-model tokens for a new index (default 256).",
-)
+@chunk_tokens_option
 @click.option(
     "--chunk-overlap",
     type=click.IntRange(0, 4096),
@@ -96,12 +94,7 @@ def main(debug: bool) -> None:
     default=None,
     help="Write every skipped item (path and reason) to this file as JSON lines.",
 )
-@click.option(
-    "--progress/--no-progress",
-    default=True,
-    show_default=True,
-    help="Show a progress bar on stderr.",
-)
+@progress_option
 @ray_options
 @json_option
 @friendly
@@ -221,13 +214,7 @@ def _print_report(report: Any, stats: dict[str, Any]) -> None:
     show_default=True,
     help="How many articles to return.",
 )
-@click.option(
-    "--weight",
-    "weights",
-    multiple=True,
-    metavar="ROUTE=W",
-    help="Weight of a route or route family, e.g. text->passage:bm25=0.5 (repeatable).",
-)
+@weights_option()
 @click.option(
     "--method",
     type=click.Choice(METHODS),

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from ..config import ENV_IMAGE_MODEL, ENV_INDEX, ENV_TEXT_MODEL, settings_from_env
+from ..config import ENV_DEVICE, ENV_IMAGE_MODEL, ENV_INDEX, ENV_TEXT_MODEL, settings_from_env
 from ..errors import MMRetrieveError
 
 if TYPE_CHECKING:
@@ -111,7 +111,12 @@ def image_model_option(default: str = IMAGE_MODEL_DEFAULT) -> Callable[[F], F]:
     )
 
 
-device_option = click.option("--device", default=None, help="torch device, e.g. cpu or cuda.")
+device_option = click.option(
+    "--device",
+    envvar=ENV_DEVICE,
+    default=None,
+    help=f"torch device for the encoders, e.g. cpu or cuda (env {ENV_DEVICE}).",
+)
 runtime_option = click.option(
     "--runtime",
     type=click.Choice(RUNTIMES),
@@ -128,3 +133,28 @@ precision_option = click.option(
     "bf16 needs a CPU with native bf16, fp16 a CUDA device, int8 the onnx runtime.",
 )
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for machines.")
+progress_option = click.option(
+    "--progress/--no-progress",
+    default=True,
+    show_default=True,
+    help="Show progress bars on stderr.",
+)
+chunk_tokens_option = click.option(
+    "--chunk-tokens",
+    type=click.IntRange(16, 8192),
+    default=None,
+    help="Passage size in text-model tokens for a new index (default 256).",
+)
+
+
+def weights_option(extra: str = "") -> Callable[[F], F]:
+    """``--weight ROUTE=W`` (repeatable); ``extra`` says what the command does with it."""
+    return click.option(
+        "--weights",
+        "--weight",
+        "weights",
+        multiple=True,
+        metavar="ROUTE=W",
+        help="Weight of a route or route family, e.g. text->passage:bm25=0.5 (repeatable)."
+        + (f" {extra}" if extra else ""),
+    )

@@ -14,13 +14,17 @@ import click
 
 from ..retrieval.fusion import METHODS
 from .cli_common import (
+    chunk_tokens_option,
     device_option,
     friendly,
     image_model_option,
+    json_option,
     precision_option,
+    progress_option,
     runtime_option,
     text_model_option,
     warn,
+    weights_option,
 )
 
 ROUTES_HELP = (
@@ -61,15 +65,7 @@ ROUTES_HELP = (
     "temporary index, deleted afterwards.",
 )
 @click.option("--routes", "routes", multiple=True, metavar="NAMES", help=ROUTES_HELP)
-@click.option(
-    "--weights",
-    "--weight",
-    "weights",
-    multiple=True,
-    metavar="ROUTE=W",
-    help="Weight of a route or family in the fusions, e.g. text->passage:bm25=0.5 (repeatable). "
-    "Unnamed routes keep the product's default weights.",
-)
+@weights_option("Unnamed routes keep the product's default weights; the fusions use them.")
 @click.option(
     "--method",
     type=click.Choice(["all", *METHODS]),
@@ -105,22 +101,12 @@ ROUTES_HELP = (
     show_default=True,
     help="Queries encoded per model call.",
 )
-@click.option(
-    "--chunk-tokens",
-    type=click.IntRange(16, 8192),
-    default=None,
-    help="Passage size in text-model tokens for a new index (default 256).",
-)
+@chunk_tokens_option
 @device_option
 @runtime_option
 @precision_option
-@click.option(
-    "--progress/--no-progress",
-    default=True,
-    show_default=True,
-    help="Show progress bars on stderr.",
-)
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object for machines.")
+@progress_option
+@json_option
 @friendly
 def eval_cmd(
     dataset: Path,

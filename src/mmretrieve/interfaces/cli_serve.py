@@ -1,4 +1,4 @@
-"""``mmretrieve serve``: the HTTP API and web page for one index (registered in ``cli.main``)."""
+"""``mmretrieve serve``: the HTTP API and web page for one index (added to the group in cli.py)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ from typing import Any
 
 import click
 
-from ..config import ENV_DEVICE, ENV_INDEX, settings_from_env
-from ..errors import MMRetrieveError, require
+from ..config import settings_from_env
+from ..errors import require
+from .cli_common import device_option, friendly, index_option, warn
 from .http_guard import ENV_HEADER_TIMEOUT, guarded_protocol
 from .http_settings import (
     DEFAULT_MAX_CONCURRENT,
@@ -28,14 +29,7 @@ LOOPBACK = {"127.0.0.1", "::1", "localhost"}
 
 
 @click.command("serve")
-@click.option(
-    "--index",
-    "index_path",
-    envvar=ENV_INDEX,
-    default="mmretrieve-index",
-    show_default=True,
-    help=f"Index directory or store URI (env {ENV_INDEX}).",
-)
+@index_option
 @click.option(
     "--host",
     default="127.0.0.1",
@@ -128,12 +122,7 @@ LOOPBACK = {"127.0.0.1", "::1", "localhost"}
     help="Start without loading the models and holding the tables first (the first searches "
     "are then slower).",
 )
-@click.option(
-    "--device",
-    envvar=ENV_DEVICE,
-    default=None,
-    help=f"torch device for the query encoders, e.g. cpu or cuda (env {ENV_DEVICE}).",
-)
+@device_option
 @click.option(
     "--workers",
     type=click.IntRange(1, 64),
@@ -150,6 +139,7 @@ LOOPBACK = {"127.0.0.1", "::1", "localhost"}
     show_default=True,
     help="uvicorn log level.",
 )
+@friendly
 def serve_cmd(
     index_path: str,
     host: str,
@@ -194,14 +184,10 @@ def serve_cmd(
         request_timeout=request_timeout,
         max_concurrent=max_concurrent,
     )
-    try:
-        uvicorn = require("uvicorn", "server")
-        # With workers, each one loads and warms its own copy; here the index is only opened.
-        warm_here = not no_warm and workers == 1
-        index, app = _ready_app(index_path, device, settings, warm=warm_here, say=True)
-    except MMRetrieveError as exc:
-        click.echo(f"error: {exc}", err=True)
-        raise SystemExit(exc.exit_code) from None
+    uvicorn = require("uvicorn", "server")
+    # With workers, each one loads and warms its own copy; here the index is only opened.
+    warm_here = not no_warm and workers == 1
+    index, app = _ready_app(index_path, device, settings, warm=warm_here, say=True)
     if host not in LOOPBACK and not api_key:
         click.echo(
             f"warning: serving on {host} without --api-key: anyone who can reach this "
@@ -263,6 +249,8 @@ def _ready_app(
         warm_http(app, settings.api_key, with_image=index.image_encoder is not None)
         if say:
             click.echo(f"mmretrieve: ready in {ready['seconds']} s", err=True)
+    if say:
+        warn(index)
     return index, app
 
 

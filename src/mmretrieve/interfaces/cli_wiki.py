@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 import click
 
 from ..errors import MMRetrieveError, UsageError
-from .cli_common import friendly
+from .cli_common import friendly, json_option, progress_option
 
 F = TypeVar("F", bound=Callable[..., Any])
 ENV_CONTACT = "MMRETRIEVE_WIKI_CONTACT"
@@ -119,8 +119,8 @@ _image_options = _options(
     click.option("--free-only", is_flag=True, help="Skip files marked non-free (fair use)."),
 )
 _output_options = _options(
-    click.option("--json", "as_json", is_flag=True, help="Print a JSON report for machines."),
-    click.option("--no-progress", is_flag=True, help="Hide the progress bar."),
+    json_option,
+    progress_option,
 )
 
 
@@ -240,11 +240,11 @@ def fetch_cmd(titles: tuple[str, ...], titles_file: Path | None, out: Path, **kw
         wanted += [ln.strip() for ln in lines if ln.strip() and not ln.lstrip().startswith("#")]
     if not wanted:
         raise UsageError("give titles as arguments or with --titles-file")
-    as_json, no_progress = kw.pop("as_json"), kw.pop("no_progress")
+    as_json, progress = kw.pop("as_json"), kw.pop("progress")
     site = WikiSite(kw.pop("lang"), kw.pop("base_url"))
     rules, http = _rules(kw), _http(kw)
     _contact_hint(http)
-    report = fetch_titles(wanted, out, site=site, rules=rules, http=http, progress=not no_progress)
+    report = fetch_titles(wanted, out, site=site, rules=rules, http=http, progress=progress)
     _print_report(report, out, as_json, "fetch")
     if report.ok == 0:
         raise MMRetrieveError("nothing could be fetched (see the report above)")
@@ -271,11 +271,11 @@ def fetch_images_cmd(folder: Path, **kw: Any) -> None:
     from ..wiki.api import WikiSite
     from ..wiki.refs import fetch_images
 
-    as_json, no_progress = kw.pop("as_json"), kw.pop("no_progress")
+    as_json, progress = kw.pop("as_json"), kw.pop("progress")
     site = WikiSite(kw.pop("lang"), kw.pop("base_url"))
     rules, http = _rules(kw), _http(kw)
     _contact_hint(http)
-    report = fetch_images(folder, site=site, rules=rules, http=http, progress=not no_progress)
+    report = fetch_images(folder, site=site, rules=rules, http=http, progress=progress)
     _print_report(report, folder, as_json, "fetch-images")
     if report.items and report.ok == 0:
         raise MMRetrieveError("no article's images could be fetched (see the report above)")
@@ -312,7 +312,7 @@ def dump_cmd(
     lang: str | None,
     workers: int | None,
     as_json: bool,
-    no_progress: bool,
+    progress: bool,
 ) -> None:
     """Convert a pages-articles XML dump (.xml.bz2, .xml.gz or .xml) into article folders.
 
@@ -328,9 +328,7 @@ def dump_cmd(
 
     if workers is None:
         workers = max(1, min(4, (os.cpu_count() or 1) - 1))  # a core stays for reading/writing
-    report = ingest_dump(
-        dump_file, out, lang=lang, limit=limit, workers=workers, progress=not no_progress
-    )
+    report = ingest_dump(dump_file, out, lang=lang, limit=limit, workers=workers, progress=progress)
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2))
         return
