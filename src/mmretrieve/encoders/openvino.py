@@ -22,6 +22,7 @@ import numpy as np
 
 from mmretrieve.encoders.onnx_graph import OnnxGraphClipEncoder, OnnxGraphTextEncoder
 from mmretrieve.encoders.runtime import DTYPE_NAMES, cpu_supports_bf16, onnx_cache_dir
+from mmretrieve.encoders.signal_stack import own_signal_stack
 from mmretrieve.errors import ModelLoadError, UsageError, require
 
 ENV_THREADS = "MMRETRIEVE_OPENVINO_THREADS"
@@ -134,6 +135,14 @@ class OpenVinoSession:
                 self._streams = max(
                     1, int(compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
                 )
+        own_signal_stack()
+
+    def __del__(self) -> None:
+        # Release the model here, then replace the signal stack OpenVINO may have put back
+        # already freed (signal_stack.py).
+        self.__dict__.pop("_local", None)
+        self.__dict__.pop("_model", None)
+        own_signal_stack()
 
     def get_inputs(self) -> list[_Input]:
         return self._inputs
@@ -144,6 +153,7 @@ class OpenVinoSession:
             requests = self._local.requests = [
                 self._model.create_infer_request() for _ in range(self._streams)
             ]
+            own_signal_stack()  # a request may give this thread a stack of its own
         rows = len(next(iter(feeds.values())))
         parts = min(len(requests), rows)
         if parts <= 1:
