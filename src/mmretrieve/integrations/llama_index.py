@@ -24,7 +24,7 @@ import mimetypes
 from collections.abc import Mapping, Sequence
 from io import BytesIO
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import require
 
@@ -38,6 +38,9 @@ from llama_index.core.schema import ImageNode, NodeWithScore, QueryBundle, TextN
 
 from ..api import Index  # noqa: E402
 from ..types import Hit, SearchResult  # noqa: E402
+
+if TYPE_CHECKING:
+    from ..encoders import ImageTextEncoder, TextEncoder
 
 # Kept out of what the LLM and the embedding models see: they are for people and programs.
 _HIDDEN_KEYS = ["kind", "article_id", "url", "license", "route_scores"]
@@ -79,8 +82,8 @@ class MMRetriever(BaseRetriever):
         k: int = 10,
         text_model: str | None = None,
         image_model: str | None = None,
-        text_encoder: Any = None,
-        image_encoder: Any = None,
+        text_encoder: TextEncoder | None = None,
+        image_encoder: ImageTextEncoder | None = None,
         **options: Any,
     ) -> MMRetriever:
         """Open the existing index at ``location`` (never creates one) and retrieve from it.
@@ -167,7 +170,7 @@ class MMTextEmbedding(BaseEmbedding):
 
     _encoder: Any = PrivateAttr()
 
-    def __init__(self, encoder: Any, *, embed_batch_size: int = 32, **kwargs: Any) -> None:
+    def __init__(self, encoder: TextEncoder, *, embed_batch_size: int = 32, **kwargs: Any) -> None:
         super().__init__(
             model_name=str(encoder.info.get("name")), embed_batch_size=embed_batch_size, **kwargs
         )
@@ -212,7 +215,7 @@ class MMClipEmbedding(MultiModalEmbedding):
 
     def __init__(
         self,
-        encoder: Any,
+        encoder: ImageTextEncoder,
         *,
         embed_batch_size: int = 16,
         max_pixels: int = 64_000_000,
