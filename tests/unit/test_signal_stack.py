@@ -44,8 +44,11 @@ now = Stack()
 libc.sigaltstack(None, ctypes.byref(now))
 state = "off" if now.flags & 2 else ("mapped" if mapped(now.sp) else "DANGLING")
 print("altstack", state, flush=True)
+# Python's own handler, as in a terminal (a background job inherits SIGINT ignored); CPython
+# installs it with SA_ONSTACK: it runs on the alternate stack.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 try:
-    os.kill(os.getpid(), signal.SIGINT)  # the handler runs on the alternate stack, if any
+    os.kill(os.getpid(), signal.SIGINT)
 except KeyboardInterrupt:
     print("interrupted cleanly", flush=True)
 """
