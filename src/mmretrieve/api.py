@@ -335,11 +335,10 @@ class Index:
 
         pixels = self.settings.max_image_pixels if max_pixels is None else max_pixels
         limit = self.settings.max_image_bytes if max_bytes is None else max_bytes
-        if max_side is not None and isinstance(source, (str, Path, bytes)):
-            return load_image(source, max_pixels=pixels, max_bytes=limit, max_side=max_side)
         if max_side is not None:
-            # A PIL image: decoded is a copy, thumbnail() resizes the copy.
-            shown = decode_image(source, None, max_pixels=0, max_bytes=None)
+            if isinstance(source, (str, Path, bytes)):
+                return load_image(source, max_pixels=pixels, max_bytes=limit, max_side=max_side)
+            shown = source.convert("RGB")  # a PIL image: a copy, resized below
             shown.thumbnail((max_side, max_side))
             return shown
         return decode_image(source, self.image_encoder, max_pixels=pixels, max_bytes=limit)

@@ -18,7 +18,7 @@ from mmretrieve.encoders import (
     load_text_encoder,
 )
 from mmretrieve.encoders.clip import MAX_ASPECT, ClipPreprocess
-from mmretrieve.encoders.text import (
+from mmretrieve.encoders.model_config import (
     BGE_QUERY_INSTRUCTION,
     KNOWN_TEXT_MODELS,
     read_pooling,
@@ -225,7 +225,7 @@ def test_cpu_bf16_weights_per_workload(kind, tiny_text_model_dir, tiny_clip_mode
     LOWP_MIN_ROWS on float32 weights and casts a bfloat16 copy once, on the first larger batch."""
     import torch
 
-    from mmretrieve.encoders.text import LOWP_MIN_ROWS
+    from mmretrieve.encoders.torch_utils import LOWP_MIN_ROWS
 
     if kind == "text":
         load, folder = load_text_encoder, tiny_text_model_dir

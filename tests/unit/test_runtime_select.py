@@ -79,7 +79,7 @@ def test_bad_names_are_usage_errors() -> None:
 
 def test_torch_precision_rules() -> None:
     pytest.importorskip("torch")
-    from mmretrieve.encoders.text import resolve_precision
+    from mmretrieve.encoders.torch_utils import resolve_precision
 
     assert resolve_precision(None, "cpu") == "fp32"  # the reference stays the default
     assert resolve_precision("auto", "cuda:0") == "fp16"

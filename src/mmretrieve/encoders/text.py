@@ -13,9 +13,6 @@ import numpy as np
 
 from mmretrieve.encoders.base import TextEncoderMethods
 from mmretrieve.encoders.model_config import (
-    BGE_QUERY_INSTRUCTION,
-    KNOWN_TEXT_MODELS,
-    KnownTextModel,
     known_text_model,
     read_config,
     read_pooling,
@@ -25,28 +22,11 @@ from mmretrieve.encoders.model_config import (
 from mmretrieve.encoders.resolve import is_random_model, resolve_model
 from mmretrieve.encoders.runtime import DTYPE_NAMES
 from mmretrieve.encoders.torch_utils import (
-    LOWP_MIN_ROWS,
     ModelWeights,
-    lowp_context,
     quiet_loading,
     resolve_precision,
 )
 from mmretrieve.errors import ModelLoadError, require
-
-# Also importable from here, where they were first defined.
-__all__ = [
-    "BGE_QUERY_INSTRUCTION",
-    "KNOWN_TEXT_MODELS",
-    "LOWP_MIN_ROWS",
-    "KnownTextModel",
-    "ModelWeights",
-    "TorchTextEncoder",
-    "lowp_context",
-    "quiet_loading",
-    "read_pooling",
-    "read_query_instruction",
-    "resolve_precision",
-]
 
 
 class TorchTextEncoder(TextEncoderMethods):
